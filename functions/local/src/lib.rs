@@ -1,0 +1,86 @@
+//! The local server and admin CLI behind `cargo run`.
+//!
+//! [`app`] mounts every function's routes on one router behind an auth layer
+//! that resolves tokens as the Lambda authorizer does. [`Backend`] decides
+//! where the data lives: the embedded engine on a database file under the
+//! data directory, or any DynamoDB endpoint (moto, LocalStack, AWS).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use axum::Router;
+use shared::ApiError;
+use shared::engine::{EmbeddedEngine, local_client};
+use shared::http::{AppState, authorize, finish};
+use shared::store::Store;
+
+/// Every route of the API, as API Gateway would route them, behind the auth layer.
+pub fn app(state: AppState) -> Router {
+    let store = state.store.clone();
+    let routes = users_function::routes(state.clone())
+        .merge(segments_function::routes(state.clone()))
+        .merge(export_function::routes(state));
+    finish(routes.layer(axum::middleware::from_fn_with_state(store, authorize)))
+}
+
+/// The file in the data directory that tells other processes (the CLI) where
+/// a running server's embedded engine listens.
+pub const ENGINE_FILE: &str = "engine.endpoint";
+/// The embedded engine's database file in the data directory.
+pub const DATABASE_FILE: &str = "users.db";
+
+/// Where the data lives.
+pub enum Backend {
+    /// The embedded engine, started by this process.
+    Embedded(EmbeddedEngine),
+    /// An engine another process runs (a server on the same data directory)
+    /// or an external DynamoDB endpoint.
+    Remote,
+}
+
+/// Connects to the data: `endpoint` when given, else a server already running
+/// on `data_dir` (through its engine file), else a new embedded engine on the
+/// database file in `data_dir`.
+pub async fn connect(
+    endpoint: Option<&str>,
+    data_dir: &Path,
+    table: &str,
+    reuse_running: bool,
+) -> Result<(Store, Backend), ApiError> {
+    if let Some(endpoint) = endpoint {
+        return Ok((Store::from_env(Some(endpoint), table).await, Backend::Remote));
+    }
+    if reuse_running && let Some(endpoint) = running_engine(data_dir).await {
+        return Ok((Store::new(local_client(&endpoint), table), Backend::Remote));
+    }
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| ApiError::Internal(format!("create data directory {}: {e}", data_dir.display())))?;
+    let engine = EmbeddedEngine::start(Some(&data_dir.join(DATABASE_FILE))).await?;
+    let store = Store::new(local_client(engine.endpoint()), table);
+    Ok((store, Backend::Embedded(engine)))
+}
+
+/// The endpoint of a live engine announced in `data_dir`, if any.
+async fn running_engine(data_dir: &Path) -> Option<String> {
+    let endpoint = std::fs::read_to_string(data_dir.join(ENGINE_FILE)).ok()?.trim().to_owned();
+    let address = endpoint.strip_prefix("http://")?.to_owned();
+    let probe = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address)).await;
+    matches!(probe, Ok(Ok(_))).then_some(endpoint)
+}
+
+/// Announces the embedded engine's endpoint in the data directory; the file
+/// goes away with the returned guard.
+pub fn announce(data_dir: &Path, engine: &EmbeddedEngine) -> std::io::Result<Announcement> {
+    let path = data_dir.join(ENGINE_FILE);
+    std::fs::write(&path, engine.endpoint())?;
+    Ok(Announcement(path))
+}
+
+/// Removes the engine file when dropped.
+pub struct Announcement(PathBuf);
+
+impl Drop for Announcement {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -1,0 +1,135 @@
+//! `users-api`: the local server (`serve`, the default) and admin commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use shared::http::{AppState, init_logging};
+use shared::model::AccountId;
+use users_api::{Backend, announce, app, connect};
+
+#[derive(Parser)]
+#[command(name = "users-api", about = "The Users API, locally: server and admin commands")]
+struct Cli {
+    /// Directory of the embedded engine's database file.
+    #[arg(long, env = "USERS_API_DATA_DIR", default_value = "data", global = true)]
+    data_dir: PathBuf,
+    /// Use this DynamoDB endpoint instead of the embedded engine (moto, LocalStack, AWS).
+    #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
+    dynamodb_endpoint: Option<String>,
+    /// The table name.
+    #[arg(long, env = "TABLE_NAME", default_value = shared::store::DEFAULT_TABLE, global = true)]
+    table: String,
+    /// Address the server listens on.
+    #[arg(long, env = "USERS_API_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    addr: SocketAddr,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Manage developer access tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create a token for an account (created if new); prints it on the last line.
+    Create {
+        #[arg(long)]
+        account: String,
+    },
+    /// Revoke a token.
+    Revoke { token: String },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    init_logging();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("users-api: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let endpoint = cli.dynamodb_endpoint.as_deref().filter(|e| !e.is_empty());
+    let command = cli.command.unwrap_or(Command::Serve);
+    let reuse_running = !matches!(command, Command::Serve);
+    let (store, backend) = connect(endpoint, &cli.data_dir, &cli.table, reuse_running)
+        .await
+        .map_err(|e| describe(&e))?;
+    store.ensure_table().await.map_err(|e| describe(&e))?;
+    match command {
+        Command::Serve => {
+            let addr = cli.addr;
+            let _announcement = match &backend {
+                Backend::Embedded(engine) => Some(announce(&cli.data_dir, engine).map_err(|e| e.to_string())?),
+                Backend::Remote => None,
+            };
+            let dev = AccountId::parse("dev").expect("a valid account name");
+            if store.ensure_account(&dev).await.map_err(|e| describe(&e))? {
+                let token = store.create_token(&dev).await.map_err(|e| describe(&e))?;
+                println!("Created account 'dev'. Its developer access token (shown once):");
+                println!("{token}");
+            }
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+            println!("Users API listening on http://{addr}");
+            axum::serve(listener, app(AppState::new(store)))
+                .with_graceful_shutdown(shutdown_signal())
+                .await
+                .map_err(|e| e.to_string())
+        }
+        Command::Token { command: TokenCommand::Create { account } } => {
+            let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
+            let token = store.create_token(&account).await.map_err(|e| describe(&e))?;
+            println!("Token for account '{account}' (shown once):");
+            println!("{token}");
+            Ok(())
+        }
+        Command::Token { command: TokenCommand::Revoke { token } } => {
+            if store.revoke_token(&token).await.map_err(|e| describe(&e))? {
+                println!("revoked");
+                Ok(())
+            } else {
+                Err("no such token".into())
+            }
+        }
+    }
+}
+
+/// The failure with its detail: this is an operator's console, not an API answer.
+fn describe(error: &shared::ApiError) -> String {
+    match error {
+        shared::ApiError::Internal(detail) | shared::ApiError::Unavailable { detail } => detail.clone(),
+        other => other.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2317  # functions run through `step` (bash -c) and traps
+# Every check of the project, as CI runs it (`bash .ci/run` calls this).
+#
+#   1. Python tools in .venv/ (moto, cfn-lint, SAM CLI), pinned in
+#      scripts/requirements-test.txt; reinstalled only when that file changes.
+#   2. SAM template: cfn-lint, `sam validate --lint`, and cfn-lint of the
+#      template after the SAM transform (scripts/transform_template.py).
+#   3. cargo fmt --check, cargo clippy -D warnings.
+#   4. cargo test --workspace: every suite, on the embedded DynamoDB engine.
+#   5. moto's DynamoDB server on a free loopback port: a smoke test of the
+#      features the store uses (scripts/moto_smoke.py), then the
+#      DynamoDB-backed suites again against it (USERS_API_TEST_ENDPOINT).
+#
+# Every step runs even when an earlier one failed (except those that need
+# what failed); the script exits non-zero if any step failed. Each step has a
+# time limit, and the moto server is stopped on exit whatever happens.
+#
+# Environment knobs (all optional):
+#   TEST_SKIP_MOTO=1       skip step 5 (offline laptop without the venv)
+#   TEST_SKIP_TEMPLATE=1   skip step 2
+#   PYTHON=python3.11      interpreter used to create .venv/
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+REQS="$ROOT/scripts/requirements-test.txt"
+PYTHON=${PYTHON:-python3}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/users-api-test.XXXXXX")
+MOTO_PID=""
+
+cleanup() {
+    local rc=$?
+    if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
+        kill "$MOTO_PID" 2>/dev/null || true
+        # Give it 5 s to go, then make sure.
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+            kill -0 "$MOTO_PID" 2>/dev/null || break
+            sleep 0.5
+        done
+        kill -9 "$MOTO_PID" 2>/dev/null || true
+        wait "$MOTO_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+section() { printf '\n==== %s ====\n' "$*"; }
+
+FAILED_STEPS=()
+# step NAME SECONDS CMD...: run CMD with a time limit, record a failure.
+step() {
+    local name=$1 limit=$2
+    shift 2
+    local start=$SECONDS
+    # Through `bash -c` so that CMD may be one of this script's functions
+    # (exported below); timeout signals the whole process group it starts.
+    if timeout --kill-after=30 "$limit" bash -c '"$@"' "$name" "$@"; then
+        echo "-- $name: ok ($((SECONDS - start)) s)"
+    else
+        local rc=$?
+        if [[ $rc -eq 124 || $rc -eq 137 ]]; then
+            echo "-- $name: FAILED (timed out after ${limit} s)"
+        else
+            echo "-- $name: FAILED (exit $rc, $((SECONDS - start)) s)"
+        fi
+        FAILED_STEPS+=("$name")
+        return 1
+    fi
+}
+
+# cargo test output is kept to add up its "test result:" lines at the end.
+TEST_LOG="$WORK/cargo-test.log"
+: >"$TEST_LOG"
+cargo_test() {
+    # pipefail: the status is cargo's (or timeout's), not tee's.
+    "$@" 2>&1 | tee -a "$TEST_LOG"
+}
+
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+export SAM_CLI_TELEMETRY=0
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+# ---------------------------------------------------------------------------
+section "Python tools (.venv)"
+venv_ok=0
+setup_venv() {
+    if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
+        echo "creating $VENV with $($PYTHON --version 2>&1)"
+        rm -rf "$VENV"
+        "$PYTHON" -m venv "$VENV"
+    fi
+    local stamp="$VENV/.requirements.stamp" want
+    want="$(sha256sum "$REQS" | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+    if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+        echo "requirements unchanged since last install, skipping pip"
+        return 0
+    fi
+    "$VENV/bin/python" -m pip install --quiet --timeout 60 --retries 5 -r "$REQS"
+    printf '%s\n' "$want" >"$stamp"
+    "$VENV/bin/python" -m pip --version
+}
+export VENV REQS PYTHON TEST_LOG
+export -f setup_venv cargo_test
+if step "python tools" 1200 setup_venv; then
+    venv_ok=1
+    "$VENV/bin/python" -c 'import moto, samtranslator; print(f"moto {moto.__version__}, aws-sam-translator {samtranslator.__version__}")'
+    "$VENV/bin/cfn-lint" --version
+    "$VENV/bin/sam" --version
+fi
+
+# ---------------------------------------------------------------------------
+if [[ "${TEST_SKIP_TEMPLATE:-}" == 1 ]]; then
+    section "SAM template: skipped (TEST_SKIP_TEMPLATE=1)"
+elif [[ $venv_ok == 1 ]]; then
+    section "SAM template: cfn-lint template.yaml"
+    step "cfn-lint template.yaml" 300 "$VENV/bin/cfn-lint" template.yaml || true
+
+    section "SAM template: sam validate --lint"
+    step "sam validate --lint" 300 "$VENV/bin/sam" validate --lint --region us-east-1 -t template.yaml || true
+
+    section "SAM template: cfn-lint of the transformed template"
+    if step "SAM transform" 300 "$VENV/bin/python" scripts/transform_template.py template.yaml "$WORK/template.transformed.json"; then
+        step "cfn-lint transformed template" 300 "$VENV/bin/cfn-lint" "$WORK/template.transformed.json" || true
+    fi
+else
+    section "SAM template: not checked (python tools failed)"
+    FAILED_STEPS+=("SAM template (no tools)")
+fi
+
+# ---------------------------------------------------------------------------
+section "cargo fmt --check"
+step "cargo fmt" 300 cargo fmt --all -- --check || true
+
+section "cargo clippy (-D warnings)"
+step "cargo clippy" 3000 cargo clippy --workspace --all-targets --locked -- -D warnings || true
+
+# ---------------------------------------------------------------------------
+section "cargo test --workspace (embedded engine)"
+# Build first (the long part on a cold cache), then run with its own limit.
+if step "cargo test build" 3000 cargo test --workspace --locked --no-run; then
+    step "cargo test (embedded)" 1200 cargo_test env -u USERS_API_TEST_ENDPOINT \
+        cargo test --workspace --locked || true
+fi
+
+# ---------------------------------------------------------------------------
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+wait_for_moto() { # URL SECONDS
+    "$VENV/bin/python" - "$1" "$2" <<'EOF'
+import sys, time, urllib.request
+url, limit = sys.argv[1], float(sys.argv[2])
+deadline = time.monotonic() + limit
+while True:
+    try:
+        # moto's own API answers without AWS signing.
+        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=2) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except Exception:
+        pass
+    if time.monotonic() > deadline:
+        print(f"moto server did not answer at {url} within {limit:.0f} s", file=sys.stderr)
+        sys.exit(1)
+    time.sleep(0.2)
+EOF
+}
+
+export -f wait_for_moto
+
+if [[ "${TEST_SKIP_MOTO:-}" == 1 ]]; then
+    section "moto: skipped (TEST_SKIP_MOTO=1)"
+elif [[ $venv_ok == 1 ]]; then
+    section "moto server"
+    MOTO_PORT=$(free_port)
+    MOTO_URL="http://127.0.0.1:$MOTO_PORT"
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    MOTO_PID=$!
+    echo "moto_server pid $MOTO_PID on $MOTO_URL"
+    if step "moto server start" 60 wait_for_moto "$MOTO_URL" 45; then
+        section "moto smoke test (DynamoDB features the store uses)"
+        step "moto smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$MOTO_URL" || true
+
+        section "cargo test against moto (users-shared, users-api-tests)"
+        step "cargo test (moto)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
+            USERS_API_TEST_ENDPOINT="$MOTO_URL" \
+            AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+            AWS_EC2_METADATA_DISABLED=true \
+            cargo test --locked -p users-shared -p users-api-tests || true
+    else
+        echo "---- moto.log ----"
+        tail -n 50 "$WORK/moto.log" || true
+    fi
+else
+    section "moto: not run (python tools failed)"
+    FAILED_STEPS+=("moto (no tools)")
+fi
+
+# ---------------------------------------------------------------------------
+section "summary"
+# Add up cargo's own "test result: ok. N passed; M failed; ..." lines
+# (unit, integration and doc tests, both runs).
+read -r PASSED FAILED RESULTS < <(awk '
+    /^test result: / {
+        n++
+        for (i = 1; i <= NF; i++) {
+            if ($(i) ~ /^passed;?$/) p += $(i-1)
+            if ($(i) ~ /^failed;?$/) f += $(i-1)
+        }
+    }
+    END { printf "%d %d %d\n", p, f, n }' "$TEST_LOG")
+echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded + moto runs)"
+
+if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
+    echo "test.sh: $PASSED passed, 0 failed"
+    exit 0
+fi
+joined=$(printf '%s, ' "${FAILED_STEPS[@]}")
+echo "test.sh: failed steps: ${joined%, }"
+if [[ $FAILED -gt 0 ]]; then
+    echo "test.sh: $PASSED passed, $FAILED failed"
+fi
+exit 1

@@ -1,0 +1,75 @@
+//! Request ids and access logs. Every response carries `x-request-id` (the
+//! caller's, when it sent a sane one); every request is logged as one JSON
+//! line with the id, method, route template, status and duration — never a
+//! header, a query value or a body, so tokens and attribute values stay out.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::HeaderValue;
+use axum::middleware::Next;
+use axum::response::Response;
+use tracing::Instrument;
+
+/// The request id header.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+fn sane_request_id(value: &HeaderValue) -> Option<&str> {
+    let text = value.to_str().ok()?;
+    let ok = !text.is_empty()
+        && text.len() <= 128
+        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+    ok.then_some(text)
+}
+
+/// The request id: the caller's, the Lambda request's, or a new one.
+fn request_id(request: &Request) -> String {
+    if let Some(id) = request.headers().get(REQUEST_ID_HEADER).and_then(sane_request_id) {
+        return id.to_owned();
+    }
+    if let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) =
+        request.extensions().get::<lambda_http::request::RequestContext>()
+        && let Some(id) = &ctx.request_id
+    {
+        return id.clone();
+    }
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// The middleware: names the request, times it, logs it, tags the response.
+pub async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request_id(&request);
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route);
+    let mut response = next.run(request).instrument(span.clone()).await;
+    let status = response.status().as_u16();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(status, duration_ms, "request"));
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID_HEADER, value);
+    }
+    response
+}
+
+/// JSON log lines on stderr, filtered by `RUST_LOG` (default: ours at `info`;
+/// the embedded engine's and the SDK's at `error`, since they log every
+/// expected conditional-check failure).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,dynoxide=error,aws_smithy_runtime=error,aws_config=warn")
+    });
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

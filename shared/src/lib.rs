@@ -1,0 +1,18 @@
+//! The Users API model crate: everything the functions share.
+//!
+//! Domain rules live here once — ids, dates, attributes, validation, filters,
+//! export rows — and are unit-tested here; [`store`] translates them to
+//! DynamoDB; [`http`] holds the plumbing every function's router uses.
+
+pub mod envelope;
+pub mod error;
+pub mod filter;
+pub mod model;
+pub mod store;
+
+pub use envelope::Envelope;
+pub use error::{ApiError, ApiResult, FieldError};
+pub mod http;
+pub mod validate;
+#[cfg(feature = "embedded")]
+pub mod engine;

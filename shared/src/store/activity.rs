@@ -1,0 +1,68 @@
+//! Recording activity: a new conversation moves the user's counter, its
+//! `lastSeen` (and with it the user's place in the last-seen index) and
+//! merges its session attributes, all in one transaction with the
+//! conversation item. The profile's conversation count is the
+//! optimistic-concurrency check, so concurrent recordings each land.
+
+use super::items::{ConversationItem, attr, key, n, s, to_item};
+use super::tx::{Expr, Outcome, Transaction, backoff};
+use super::users::{MAX_ATTEMPTS, absent};
+use super::{Store, keys};
+use crate::error::ApiError;
+use crate::model::{AccountId, Attributes, MAX_ATTRIBUTES, ObjectId, Timestamp};
+use crate::validate::NewConversation;
+
+impl Store {
+    /// Records a conversation; returns its id. `404` if the user does not exist.
+    pub async fn record_conversation(
+        &self,
+        account: &AccountId,
+        user: ObjectId,
+        conversation: &NewConversation,
+    ) -> Result<ObjectId, ApiError> {
+        let id = ObjectId::new();
+        for attempt in 0..MAX_ATTEMPTS {
+            let profile = self.get_profile(account, user).await?.ok_or_else(|| ApiError::not_found("user"))?;
+            let mut session = Attributes(profile.sess.clone());
+            session.apply(&conversation.session_attributes);
+            if session.len() > MAX_ATTRIBUTES {
+                return Err(ApiError::field(
+                    "sessionAttributes",
+                    format!("a user holds at most {MAX_ATTRIBUTES} session attributes"),
+                ));
+            }
+            // lastSeen never moves backwards, even when clocks of two writers disagree.
+            let now = Timestamp::now().max(Timestamp::from_millis(profile.last_seen));
+            let item = ConversationItem {
+                pk: keys::user_pk(account, user),
+                sk: keys::conversation_sk(id),
+                id,
+                date: now.millis(),
+                first_message: conversation.first_message.clone(),
+            };
+            let mut transaction = Transaction::default();
+            transaction.put(self.table(), to_item(&item)?, Some(absent()));
+            transaction.update(
+                self.table(),
+                key(keys::user_pk(account, user), keys::PROFILE_SK),
+                Expr::new("SET #sess = :sess, #seen = :now, gsi2sk = :seen_key ADD #convs :one")
+                    .name("#sess", attr::SESSION)
+                    .name("#seen", attr::LAST_SEEN)
+                    .name("#convs", attr::CONVERSATIONS)
+                    .value(
+                        ":sess",
+                        serde_dynamo::to_attribute_value(&session.0).map_err(|e| ApiError::Internal(e.to_string()))?,
+                    )
+                    .value(":now", n(now.millis()))
+                    .value(":seen_key", s(keys::time_sort_key(now, user)))
+                    .value(":one", n(1)),
+                Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
+            );
+            if let Outcome::Committed = self.commit(transaction).await? {
+                return Ok(id);
+            }
+            backoff(attempt).await;
+        }
+        Err(ApiError::Unavailable { detail: "record conversation lost too many races".into() })
+    }
+}

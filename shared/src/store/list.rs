@@ -1,0 +1,295 @@
+//! `GET /users` (and the export's walk): users of one account in sort order.
+//!
+//! The walk reads the account's created-at or last-seen index in order with
+//! `Query`, never `Scan`, resuming strictly after the cursor's sort key.
+//! Filters go to DynamoDB as a `FilterExpression`; the walk stops when the
+//! page is full or a read budget is spent, and then says where to go on.
+//! Equality on `userId`, `default_email` or a segment is answered from an
+//! index instead: a lookup narrows the account to a handful of candidates,
+//! which are filtered and sorted in memory by the reference evaluator.
+
+use std::collections::{BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::expression::{ExprValue, filter_expression};
+use super::items::{Item, ProfileItem, from_item, key, s};
+use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
+use super::{Store, sdk_error};
+use crate::error::ApiError;
+use crate::filter::{Filter, FilterField, FilterSet, FilterValue, ListQuery, Match, Operator, Sort, SortField, SortOrder};
+use crate::model::{AccountId, EMAIL_KEY, ObjectId, User};
+
+/// Most items one request may read while looking for matches.
+pub const READ_BUDGET: usize = 1_000;
+/// Items read per `Query` call of a filtered walk.
+const FILTERED_READ: usize = 250;
+
+/// One page of users and where the next one starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub users: Vec<User>,
+    /// What to pass as `after` for the following page; `None` at the end.
+    pub next: Option<ObjectId>,
+}
+
+/// A lookup that narrows the account to a few candidates.
+enum Lookup<'a> {
+    UserId(&'a str),
+    Email(&'a str),
+    Segment(ObjectId),
+}
+
+/// A filter that every result must satisfy and that an index can answer.
+fn index_lookup(filters: &FilterSet) -> Option<Lookup<'_>> {
+    if filters.match_mode == Match::Any && filters.filters.len() != 1 {
+        return None;
+    }
+    filters.filters.iter().find_map(|Filter { field, operator, value }| match (field, operator, value) {
+        (FilterField::UserId, Operator::Eq, FilterValue::Text(v)) => Some(Lookup::UserId(v)),
+        (FilterField::Attribute(k), Operator::Eq, FilterValue::Text(v)) if k == EMAIL_KEY => Some(Lookup::Email(v)),
+        (FilterField::Segments, Operator::Eq, FilterValue::Segment(id)) => Some(Lookup::Segment(*id)),
+        _ => None,
+    })
+}
+
+fn sort_index(sort: Sort) -> Index {
+    match sort.field {
+        SortField::CreatedAt => BY_CREATED,
+        SortField::LastSeen => BY_SEEN,
+    }
+}
+
+fn sort_key_of(user: &User, sort: Sort) -> String {
+    match sort.field {
+        SortField::CreatedAt => keys::time_sort_key(user.created_at, user.id),
+        SortField::LastSeen => keys::time_sort_key(user.last_seen, user.id),
+    }
+}
+
+fn to_attribute_value(value: &ExprValue) -> AttributeValue {
+    match value {
+        ExprValue::S(text) => AttributeValue::S(text.clone()),
+        ExprValue::N(number) => AttributeValue::N(number.to_string()),
+        ExprValue::Bool(flag) => AttributeValue::Bool(*flag),
+    }
+}
+
+impl Store {
+    /// One page of the account's users matching the query.
+    pub async fn list_users(&self, account: &AccountId, query: &ListQuery) -> Result<Page, ApiError> {
+        let after = match query.after {
+            Some(id) => Some(self.position_of(account, id, query.sort).await?),
+            None => None,
+        };
+        if let Some(lookup) = index_lookup(&query.filters)
+            && let Some(candidates) = self.candidates(account, lookup).await?
+        {
+            return Ok(page_of_candidates(candidates, query, after.as_deref()));
+        }
+        self.walk(account, query, after, READ_BUDGET).await
+    }
+
+    /// The sort key of the `after` user: the page resumes strictly beyond it.
+    async fn position_of(&self, account: &AccountId, id: ObjectId, sort: Sort) -> Result<String, ApiError> {
+        let user = self
+            .get_user(account, id)
+            .await?
+            .ok_or_else(|| ApiError::field("after", "names no user of this account"))?;
+        Ok(sort_key_of(&user, sort))
+    }
+
+    /// Walks the sort index from `after`, filtering in DynamoDB, until the
+    /// page is full, the index ends, or `budget` items have been read.
+    pub(crate) async fn walk(
+        &self,
+        account: &AccountId,
+        query: &ListQuery,
+        after: Option<String>,
+        budget: usize,
+    ) -> Result<Page, ApiError> {
+        let index = sort_index(query.sort);
+        let ascending = query.sort.order == SortOrder::Asc;
+        let limit = query.limit as usize;
+        let filter = filter_expression(&query.filters);
+        let mut key_condition = "#ipk = :ipk".to_owned();
+        let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
+        let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
+        if let Some(after) = after {
+            key_condition.push_str(if ascending { " AND #isk > :after" } else { " AND #isk < :after" });
+            names.insert("#isk".to_owned(), index.sk.to_owned());
+            values.insert(":after".to_owned(), s(after));
+        }
+        if let Some(filter) = &filter {
+            names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
+            values.extend(filter.values.iter().map(|(k, v)| (k.clone(), to_attribute_value(v))));
+        }
+        let mut users: Vec<User> = Vec::with_capacity(limit);
+        let mut read = 0usize;
+        let mut start: Option<Item> = None;
+        loop {
+            // Unfiltered, one item beyond the page tells whether another page exists.
+            let want = if filter.is_some() { FILTERED_READ.min(budget - read) } else { limit - users.len() + 1 };
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(index.name)
+                .key_condition_expression(&key_condition)
+                .set_filter_expression(filter.as_ref().map(|f| f.text.clone()))
+                .set_expression_attribute_names(Some(names.clone()))
+                .set_expression_attribute_values(Some(values.clone()))
+                .scan_index_forward(ascending)
+                .limit(want as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query users", e))?;
+            self.count_read(output.scanned_count);
+            read += output.scanned_count.max(0) as usize;
+            for item in output.items.unwrap_or_default() {
+                if users.len() == limit {
+                    let next = users.last().map(|u| u.id);
+                    return Ok(Page { users, next });
+                }
+                users.push(from_item::<ProfileItem>(item)?.into_user());
+            }
+            let Some(last_key) = output.last_evaluated_key else {
+                return Ok(Page { users, next: None });
+            };
+            if users.len() == limit {
+                let next = users.last().map(|u| u.id);
+                return Ok(Page { users, next });
+            }
+            if read >= budget {
+                // The page is short: go on after the last user read, matched or not.
+                let next = last_key.get(keys::PK).and_then(|v| v.as_s().ok()).and_then(|pk| keys::user_id_of_pk(pk));
+                return Ok(Page { users, next });
+            }
+            start = Some(last_key);
+        }
+    }
+
+    /// The users an index lookup finds, or `None` when there are too many to
+    /// handle in memory (the caller then walks the sort index instead).
+    async fn candidates(&self, account: &AccountId, lookup: Lookup<'_>) -> Result<Option<Vec<User>>, ApiError> {
+        match lookup {
+            Lookup::UserId(user_id) => {
+                let Some(id) = self.find_by_user_id(account, user_id).await? else {
+                    return Ok(Some(Vec::new()));
+                };
+                Ok(Some(self.get_user(account, id).await?.into_iter().collect()))
+            }
+            Lookup::Email(email) => {
+                let mut users = Vec::new();
+                let mut start = None;
+                loop {
+                    let output = self
+                        .client
+                        .query()
+                        .table_name(self.table())
+                        .index_name(BY_EMAIL.name)
+                        .key_condition_expression("#pk = :pk")
+                        .expression_attribute_names("#pk", BY_EMAIL.pk)
+                        .expression_attribute_values(":pk", s(keys::email_pk(account, email)))
+                        .limit(FILTERED_READ as i32)
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("Query email", e))?;
+                    self.count_read(output.scanned_count);
+                    for item in output.items.unwrap_or_default() {
+                        users.push(from_item::<ProfileItem>(item)?.into_user());
+                    }
+                    if users.len() > READ_BUDGET {
+                        return Ok(None);
+                    }
+                    start = output.last_evaluated_key;
+                    if start.is_none() {
+                        return Ok(Some(users));
+                    }
+                }
+            }
+            Lookup::Segment(segment) => {
+                if self.segments_by_id(account, &BTreeSet::from([segment])).await?.is_empty() {
+                    // A deleted segment has no members, whatever cleanup is still under way.
+                    return Ok(Some(Vec::new()));
+                }
+                let mut members = Vec::new();
+                let mut start = None;
+                loop {
+                    let (page, next) = self.segment_members(account, segment, start, FILTERED_READ as i32).await?;
+                    members.extend(page);
+                    if members.len() > READ_BUDGET {
+                        return Ok(None);
+                    }
+                    start = next;
+                    if start.is_none() {
+                        break;
+                    }
+                }
+                self.users_by_id(account, &members).await.map(Some)
+            }
+        }
+    }
+
+    /// Profiles of the given users (BatchGetItem, 100 at a time); missing ones are skipped.
+    pub async fn users_by_id(&self, account: &AccountId, ids: &[ObjectId]) -> Result<Vec<User>, ApiError> {
+        let mut users = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut pending: Vec<Item> = chunk.iter().map(|&id| key(keys::user_pk(account, id), keys::PROFILE_SK)).collect();
+            for attempt in 0..super::users::MAX_ATTEMPTS {
+                if pending.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .build()
+                    .map_err(|e| ApiError::Internal(format!("build BatchGetItem: {e}")))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(self.table(), request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem users", e))?;
+                let found = output.responses.and_then(|mut r| r.remove(self.table())).unwrap_or_default();
+                self.count_read(found.len() as i32);
+                for item in found {
+                    users.push(from_item::<ProfileItem>(item)?.into_user());
+                }
+                if let Some(mut unprocessed) = output.unprocessed_keys
+                    && let Some(rest) = unprocessed.remove(self.table())
+                {
+                    pending = rest.keys;
+                    super::tx::backoff(attempt).await;
+                }
+            }
+            if !pending.is_empty() {
+                return Err(ApiError::Unavailable { detail: "BatchGetItem left keys unprocessed".into() });
+            }
+        }
+        Ok(users)
+    }
+}
+
+/// Filters, sorts and cuts a candidate set exactly as the walk would.
+fn page_of_candidates(mut candidates: Vec<User>, query: &ListQuery, after: Option<&str>) -> Page {
+    let ascending = query.sort.order == SortOrder::Asc;
+    let mut keyed: Vec<(String, User)> = candidates
+        .drain(..)
+        .filter(|user| query.filters.matches(user))
+        .map(|user| (sort_key_of(&user, query.sort), user))
+        .filter(|(sort_key, _)| match after {
+            Some(after) if ascending => sort_key.as_str() > after,
+            Some(after) => sort_key.as_str() < after,
+            None => true,
+        })
+        .collect();
+    keyed.sort_by(|a, b| if ascending { a.0.cmp(&b.0) } else { b.0.cmp(&a.0) });
+    let limit = query.limit as usize;
+    let more = keyed.len() > limit;
+    let users: Vec<User> = keyed.into_iter().take(limit).map(|(_, user)| user).collect();
+    let next = if more { users.last().map(|u| u.id) } else { None };
+    Page { users, next }
+}

@@ -1,0 +1,132 @@
+//! The store: the domain's persistence operations in domain terms, implemented
+//! once, on DynamoDB. What differs between AWS, moto, LocalStack and the
+//! embedded engine is only the endpoint the client is built with.
+//!
+//! There is deliberately no store trait with a second, in-memory
+//! implementation: every test runs against a real DynamoDB API (the embedded
+//! engine or moto), so there is nothing a mock would be for.
+
+mod activity;
+pub mod expression;
+pub mod items;
+pub mod keys;
+mod list;
+mod segments;
+mod table;
+mod tokens;
+mod tx;
+mod users;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+
+use crate::error::ApiError;
+
+pub use list::{Page, READ_BUDGET};
+pub use segments::SegmentChange;
+pub use tokens::{hash_token, new_token};
+
+/// The environment variable naming the table.
+pub const TABLE_ENV: &str = "TABLE_NAME";
+/// The table name when none is configured.
+pub const DEFAULT_TABLE: &str = "users-api";
+
+/// The DynamoDB-backed store. Cheap to clone: clones share one client.
+#[derive(Clone)]
+pub struct Store {
+    client: Client,
+    table: Arc<str>,
+    /// Items read by queries since the store was made (for tests and metrics).
+    items_read: Arc<AtomicU64>,
+}
+
+impl Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("table", &self.table).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            items_read: Arc::default(),
+        }
+    }
+
+    /// A store on the standard AWS configuration (region, credentials,
+    /// `AWS_ENDPOINT_URL`), with `endpoint` overriding the endpoint when given.
+    pub async fn from_env(endpoint: Option<&str>, table: impl Into<Arc<str>>) -> Self {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let config = loader.load().await;
+        Self::new(Client::new(&config), table)
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Items that queries have read so far (what a filtered walk cost).
+    pub fn items_read(&self) -> u64 {
+        self.items_read.load(Ordering::Relaxed)
+    }
+
+    fn count_read(&self, items: i32) {
+        self.items_read.fetch_add(items.max(0) as u64, Ordering::Relaxed);
+    }
+}
+
+/// DynamoDB error codes that mean "slow down / try again", answered as 503.
+const RETRYABLE_CODES: [&str; 6] = [
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "ServiceUnavailable",
+    "InternalServerError",
+    "LimitExceededException",
+];
+
+/// Maps an SDK failure to the API: unreachable or throttled is 503, anything
+/// else is a bug (500). The SDK's text goes to the log, never to the client.
+pub(crate) fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> ApiError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug,
+{
+    let detail = format!("{operation}: {}", DisplayErrorContext(&error));
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ApiError::Unavailable { detail },
+        SdkError::ServiceError(service) if service.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
+            ApiError::Unavailable { detail }
+        }
+        _ => ApiError::Internal(detail),
+    }
+}
+
+/// Whether a conditional write failed its condition.
+pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+/// Whether a transaction was cancelled (a condition failed or it collided with
+/// another transaction); the reasons are not relied on, as engines differ.
+pub(crate) fn is_transaction_cancelled<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
+    error.as_service_error().and_then(|e| e.code()).is_some_and(|c| {
+        matches!(c, "TransactionCanceledException" | "TransactionConflictException" | "ConditionalCheckFailedException")
+    })
+}

@@ -1,0 +1,275 @@
+//! Segments and memberships. A membership lives three times, always changed in
+//! one transaction: in the user's `segs` set (for filters and details), as a
+//! membership item (the segment's members index), and in the segment's
+//! `users` counter. The profile's `segver` makes concurrent changes to one
+//! user's segments serialise instead of overwriting each other.
+
+use std::collections::BTreeSet;
+
+use super::items::{ClaimItem, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item};
+use super::tx::{Expr, Outcome, Transaction, backoff};
+use super::users::{MAX_ATTEMPTS, SEGMENTS_PER_TRANSACTION, absent, count_members, exists};
+use super::{Store, keys, sdk_error};
+use crate::error::ApiError;
+use crate::model::{AccountId, ObjectId, Segment, Timestamp};
+
+/// What to do with a user's segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentChange {
+    Add,
+    Replace,
+    Remove,
+}
+
+fn name_taken(id: Option<ObjectId>) -> ApiError {
+    ApiError::Conflict {
+        message: "a segment with this name already exists".into(),
+        id: id.map(|id| id.to_string()),
+    }
+}
+
+impl Store {
+    /// Creates a segment; `409` when the account already has one of that name.
+    pub async fn create_segment(&self, account: &AccountId, name: &str) -> Result<ObjectId, ApiError> {
+        let id = ObjectId::new();
+        let now = Timestamp::now();
+        let segment = SegmentItem {
+            pk: keys::segment_pk(account, id),
+            sk: keys::SEGMENT_SK.into(),
+            id,
+            name: name.to_owned(),
+            users: 0,
+            created_at: now.millis(),
+            gsi1pk: keys::segments_index_pk(account),
+            gsi1sk: keys::time_sort_key(now, id),
+        };
+        let claim_pk = keys::segment_name_claim_pk(account, name);
+        for attempt in 0..MAX_ATTEMPTS {
+            let mut transaction = Transaction::default();
+            transaction.put(self.table(), to_item(&ClaimItem { pk: claim_pk.clone(), sk: keys::CLAIM_SK.into(), id })?, Some(absent()));
+            transaction.put(self.table(), to_item(&segment)?, Some(absent()));
+            if let Outcome::Committed = self.commit(transaction).await? {
+                return Ok(id);
+            }
+            if let Some(existing) = self.claim_owner(&claim_pk).await? {
+                return Err(name_taken(Some(existing)));
+            }
+            backoff(attempt).await;
+        }
+        Err(ApiError::Unavailable { detail: "create segment lost too many races".into() })
+    }
+
+    /// The account's segments, oldest first.
+    pub async fn list_segments(&self, account: &AccountId) -> Result<Vec<Segment>, ApiError> {
+        let mut segments = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(keys::BY_CREATED.name)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::BY_CREATED.pk)
+                .expression_attribute_values(":pk", s(keys::segments_index_pk(account)))
+                .scan_index_forward(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query segments", e))?;
+            self.count_read(output.scanned_count);
+            for item in output.items.unwrap_or_default() {
+                segments.push(from_item::<SegmentItem>(item)?.into_segment());
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(segments);
+            }
+        }
+    }
+
+    /// Renames a segment; `404` if it does not exist, `409` if the name is taken.
+    pub async fn rename_segment(&self, account: &AccountId, id: ObjectId, name: &str) -> Result<(), ApiError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            let segment = self
+                .segments_by_id(account, &BTreeSet::from([id]))
+                .await?
+                .remove(&id)
+                .ok_or_else(|| ApiError::not_found("segment"))?;
+            if segment.name == name {
+                return Ok(());
+            }
+            let new_claim = keys::segment_name_claim_pk(account, name);
+            let mut transaction = Transaction::default();
+            transaction.put(self.table(), to_item(&ClaimItem { pk: new_claim.clone(), sk: keys::CLAIM_SK.into(), id })?, Some(absent()));
+            transaction.delete(
+                self.table(),
+                key(keys::segment_name_claim_pk(account, &segment.name), keys::CLAIM_SK),
+                Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
+            );
+            transaction.update(
+                self.table(),
+                key(keys::segment_pk(account, id), keys::SEGMENT_SK),
+                Expr::new("SET #name = :name").name("#name", "name").value(":name", s(name)),
+                Some(Expr::new("attribute_exists(pk) AND #name = :old").value(":old", s(segment.name.clone()))),
+            );
+            if let Outcome::Committed = self.commit(transaction).await? {
+                return Ok(());
+            }
+            if let Some(owner) = self.claim_owner(&new_claim).await?
+                && owner != id
+            {
+                return Err(name_taken(Some(owner)));
+            }
+            backoff(attempt).await;
+        }
+        Err(ApiError::Unavailable { detail: "rename segment lost too many races".into() })
+    }
+
+    /// Deletes a segment: the segment and its name claim go first (from then on
+    /// no answer shows it), then it is taken out of every member.
+    pub async fn delete_segment(&self, account: &AccountId, id: ObjectId) -> Result<(), ApiError> {
+        let segment = self
+            .segments_by_id(account, &BTreeSet::from([id]))
+            .await?
+            .remove(&id)
+            .ok_or_else(|| ApiError::not_found("segment"))?;
+        let mut transaction = Transaction::default();
+        transaction.delete(self.table(), key(keys::segment_pk(account, id), keys::SEGMENT_SK), Some(exists()));
+        transaction.delete(
+            self.table(),
+            key(keys::segment_name_claim_pk(account, &segment.name), keys::CLAIM_SK),
+            Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
+        );
+        if let Outcome::Cancelled = self.commit(transaction).await? {
+            return Err(ApiError::not_found("segment"));
+        }
+        let mut start = None;
+        loop {
+            let (members, next) = self.segment_members(account, id, start, 100).await?;
+            for member in members {
+                match self.change_segments(account, member, SegmentChange::Remove, &BTreeSet::from([id])).await {
+                    Ok(()) | Err(ApiError::NotFound(_)) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            start = next;
+            if start.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// One page of a segment's member ids from the members index.
+    pub(crate) async fn segment_members(
+        &self,
+        account: &AccountId,
+        segment: ObjectId,
+        start: Option<super::items::Item>,
+        limit: i32,
+    ) -> Result<(Vec<ObjectId>, Option<super::items::Item>), ApiError> {
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(keys::BY_SEGMENT.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::BY_SEGMENT.pk)
+            .expression_attribute_values(":pk", s(keys::segment_members_pk(account, segment)))
+            .limit(limit)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query members", e))?;
+        self.count_read(output.scanned_count);
+        let ids = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?.parse().ok())
+            .collect();
+        Ok((ids, output.last_evaluated_key))
+    }
+
+    /// Adds a user to segments (already-present ones are fine).
+    pub async fn add_segments(&self, account: &AccountId, user: ObjectId, ids: &BTreeSet<ObjectId>) -> Result<(), ApiError> {
+        self.change_segments(account, user, SegmentChange::Add, ids).await
+    }
+
+    /// Adds, replaces or removes a user's segments. Unknown ids are `400`
+    /// with nothing changed; the user's set, the membership items and the
+    /// segments' counters move together, and concurrent changes never
+    /// overwrite each other (each transaction is conditional on `segver`).
+    pub async fn change_segments(
+        &self,
+        account: &AccountId,
+        user: ObjectId,
+        change: SegmentChange,
+        ids: &BTreeSet<ObjectId>,
+    ) -> Result<(), ApiError> {
+        // Removing needs no check here: removing a segment that was just
+        // deleted is part of deleting it (the route checks the ids itself).
+        if change != SegmentChange::Remove {
+            self.require_segments(account, ids).await?;
+        }
+        for attempt in 0..MAX_ATTEMPTS {
+            let profile = self.get_profile(account, user).await?.ok_or_else(|| ApiError::not_found("user"))?;
+            let current: BTreeSet<ObjectId> = profile.segs.iter().filter_map(|s| s.parse().ok()).collect();
+            let (added, removed): (Vec<ObjectId>, Vec<ObjectId>) = match change {
+                SegmentChange::Add => (ids.difference(&current).copied().collect(), vec![]),
+                SegmentChange::Remove => (vec![], ids.intersection(&current).copied().collect()),
+                SegmentChange::Replace => (
+                    ids.difference(&current).copied().collect(),
+                    current.difference(ids).copied().collect(),
+                ),
+            };
+            if added.is_empty() && removed.is_empty() {
+                return Ok(());
+            }
+            // At most SEGMENTS_PER_TRANSACTION changes per transaction; the loop goes on with the rest.
+            let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
+            let removed: Vec<ObjectId> =
+                removed.into_iter().take(SEGMENTS_PER_TRANSACTION - added.len()).collect();
+            let still_there = self.segments_by_id(account, &removed.iter().copied().collect()).await?;
+            let mut target = current.clone();
+            target.extend(&added);
+            for id in &removed {
+                target.remove(id);
+            }
+            let mut transaction = Transaction::default();
+            let set: Vec<String> = target.iter().map(ToString::to_string).collect();
+            let update = if set.is_empty() {
+                Expr::new("REMOVE #segs SET #segver = :next")
+            } else {
+                Expr::new("SET #segs = :segs, #segver = :next").value(":segs", aws_sdk_dynamodb::types::AttributeValue::Ss(set))
+            }
+            .name("#segs", attr::SEGMENTS)
+            .name("#segver", attr::SEGMENTS_VERSION)
+            .value(":next", n(profile.segver + 1));
+            transaction.update(
+                self.table(),
+                key(keys::user_pk(account, user), keys::PROFILE_SK),
+                update,
+                Some(Expr::new("#segver = :seen").value(":seen", n(profile.segver))),
+            );
+            for &segment in &added {
+                transaction.put(self.table(), to_item(&MembershipItem::new(account, user, segment))?, None);
+                count_members(&mut transaction, self.table(), account, segment, 1);
+            }
+            for &segment in &removed {
+                transaction.delete(self.table(), key(keys::user_pk(account, user), keys::membership_sk(segment)), None);
+                if still_there.contains_key(&segment) {
+                    count_members(&mut transaction, self.table(), account, segment, -1);
+                }
+            }
+            if let Outcome::Committed = self.commit(transaction).await? {
+                continue;
+            }
+            if change != SegmentChange::Remove {
+                self.require_segments(account, &added.iter().copied().collect()).await?;
+            }
+            backoff(attempt).await;
+        }
+        Err(ApiError::Unavailable { detail: "segment change lost too many races".into() })
+    }
+}

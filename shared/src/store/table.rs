@@ -1,0 +1,115 @@
+//! The table's one definition in code: the local server and the tests create
+//! it on their engines from here; `template.yaml` mirrors it for AWS (a test
+//! checks the two agree).
+
+use std::time::Duration;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
+};
+
+use super::keys::{self, INDEXES};
+use super::{Store, sdk_error};
+use crate::error::ApiError;
+
+fn key(name: &str, kind: KeyType) -> KeySchemaElement {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .expect("key schema has its required fields")
+}
+
+fn string_attribute(name: &str) -> AttributeDefinition {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .expect("attribute definition has its required fields")
+}
+
+impl Store {
+    /// Creates the table with its indexes unless it exists, and waits until it is active.
+    pub async fn ensure_table(&self) -> Result<(), ApiError> {
+        match self.client.describe_table().table_name(self.table()).send().await {
+            Ok(_) => return self.wait_active().await,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e) => return Err(sdk_error("DescribeTable", e)),
+        }
+        let mut names: Vec<&str> = vec![keys::PK, keys::SK];
+        for index in INDEXES {
+            for name in [index.pk, index.sk] {
+                if !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+        }
+        let indexes = INDEXES.iter().map(|index| {
+            GlobalSecondaryIndex::builder()
+                .index_name(index.name)
+                .key_schema(key(index.pk, KeyType::Hash))
+                .key_schema(key(index.sk, KeyType::Range))
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .expect("index has its required fields")
+        });
+        let created = self
+            .client
+            .create_table()
+            .table_name(self.table())
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(keys::PK, KeyType::Hash))
+            .key_schema(key(keys::SK, KeyType::Range))
+            .set_attribute_definitions(Some(names.into_iter().map(string_attribute).collect()))
+            .set_global_secondary_indexes(Some(indexes.collect()))
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            // Another process created it first.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e) => return Err(sdk_error("CreateTable", e)),
+        }
+        self.wait_active().await
+    }
+
+    async fn wait_active(&self) -> Result<(), ApiError> {
+        for _ in 0..600 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(self.table())
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ApiError::Unavailable { detail: format!("table {} did not become active", self.table()) })
+    }
+
+    /// Deletes the table (tests clean up their own tables on shared engines).
+    pub async fn delete_table(&self) -> Result<(), ApiError> {
+        self.client
+            .delete_table()
+            .table_name(self.table())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("DeleteTable", e))
+    }
+
+    /// Whether the database answers and the table exists (`GET /health`).
+    pub async fn ping(&self) -> Result<(), ApiError> {
+        self.client
+            .describe_table()
+            .table_name(self.table())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| sdk_error("DescribeTable", e))
+    }
+}
