@@ -143,7 +143,9 @@ step "cargo clippy" 3000 cargo clippy --workspace --all-targets --locked -- -D w
 # ---------------------------------------------------------------------------
 section "cargo test --workspace (embedded engine)"
 # Build first (the long part on a cold cache), then run with its own limit.
+build_ok=0
 if step "cargo test build" 3000 cargo test --workspace --locked --no-run; then
+    build_ok=1
     step "cargo test (embedded)" 1200 cargo_test env -u USERS_API_TEST_ENDPOINT \
         cargo test --workspace --locked || true
 fi
@@ -188,11 +190,15 @@ elif [[ $venv_ok == 1 ]]; then
         step "moto smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$MOTO_URL" || true
 
         section "cargo test against moto (users-shared, users-api-tests)"
-        step "cargo test (moto)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
-            USERS_API_TEST_ENDPOINT="$MOTO_URL" \
-            AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-            AWS_EC2_METADATA_DISABLED=true \
-            cargo test --locked -p users-shared -p users-api-tests || true
+        if [[ $build_ok != 1 ]]; then
+            echo "-- cargo test (moto): not run, the test build failed above"
+        else
+            step "cargo test (moto)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
+                USERS_API_TEST_ENDPOINT="$MOTO_URL" \
+                AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+                AWS_EC2_METADATA_DISABLED=true \
+                cargo test --locked -p users-shared -p users-api-tests || true
+        fi
     else
         echo "---- moto.log ----"
         tail -n 50 "$WORK/moto.log" || true

@@ -137,7 +137,7 @@ mod tests {
     fn time_part_is_the_creation_second() {
         let id = ObjectId::at_seconds(1_548_250_350);
         assert_eq!(id.seconds(), 1_548_250_350);
-        assert!(id.to_string().starts_with("5c486eee"));
+        assert!(id.to_string().starts_with("5c486cee"));
     }
 
     #[test]

@@ -67,10 +67,13 @@ impl Timestamp {
         if text.len() < 10 || text.len() > 40 {
             return Err(MalformedDate);
         }
-        let normalized = if text.as_bytes().get(10) == Some(&b' ') {
-            format!("{}T{}", &text[..10], &text[11..])
-        } else {
-            text.to_owned()
+        if !text.is_char_boundary(10) {
+            return Err(MalformedDate);
+        }
+        let normalized = match text.as_bytes().get(10) {
+            None => text.to_owned(),
+            Some(b' ' | b'T' | b't') => format!("{}T{}", &text[..10], &text[11..]),
+            Some(_) => return Err(MalformedDate),
         };
         let instant = if let Ok(dt) = OffsetDateTime::parse(&normalized, &Rfc3339) {
             dt

@@ -1,0 +1,272 @@
+//! `GET /users`: paging, sort, filters, match, the read budget and the indexes.
+
+use std::collections::BTreeSet;
+
+use http::StatusCode;
+use serde_json::{Value, json};
+use shared::filter::ListQuery;
+use shared::model::AccountId;
+use users_api_tests::{TestApi, assert_error, error_fields};
+
+/// Creates `n` users in order (one bulk request per 100) and returns their ids in creation order.
+async fn seed(api: &TestApi, token: &str, n: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
+    let mut ids = Vec::new();
+    let all: Vec<usize> = (0..n).collect();
+    for chunk in all.chunks(100) {
+        let users: Vec<Value> = chunk.iter().map(|&i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)})).collect();
+        let answer = api.post("/users", token, json!(users)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        ids.extend(answer.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+    }
+    ids
+}
+
+fn ids_of(answer: &Value) -> Vec<String> {
+    answer["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Pages through `uri` (which has no `after`) and returns every id, in order.
+async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..1000 {
+        let sep = if uri.contains('?') { '&' } else { '?' };
+        let page_uri = match &after {
+            Some(after) => format!("{uri}{sep}after={after}"),
+            None => uri.to_owned(),
+        };
+        let answer = api.get(&page_uri, token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        assert_eq!(answer.body["count"].as_u64().unwrap() as usize, answer.body["data"].as_array().unwrap().len());
+        all.extend(ids_of(&answer.body));
+        match answer.body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return all,
+        }
+    }
+    panic!("paging did not end");
+}
+
+#[tokio::test]
+async fn default_order_is_newest_first_and_pages_never_repeat_or_skip() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 95, |i| json!({"default_name": format!("n{i}")})).await;
+    let first = api.get("/users", &token).await.body;
+    assert_eq!(first["count"], 40, "limit defaults to 40");
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(ids_of(&first), newest_first[..40]);
+    assert_eq!(first["next"], newest_first[39]);
+    assert_eq!(page_all(&api, &token, "/users?limit=7").await, newest_first);
+    let oldest_first = page_all(&api, &token, "/users?sort.order=asc&limit=40").await;
+    assert_eq!(oldest_first, ids);
+    // Clients that page with the last id of a full page keep working.
+    let page = api.get(&format!("/users?limit=40&after={}", newest_first[39]), &token).await.body;
+    assert_eq!(ids_of(&page), newest_first[40..80]);
+}
+
+#[tokio::test]
+async fn the_last_page_says_next_null_even_when_exactly_full() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 10, |_| json!({"a": "1"})).await;
+    let page = api.get("/users?limit=10", &token).await.body;
+    assert_eq!(page["count"], 10);
+    assert_eq!(page["next"], Value::Null);
+    let page = api.get("/users?limit=5", &token).await.body;
+    assert_eq!(page["next"], ids[5]);
+}
+
+#[tokio::test]
+async fn sort_parameters_in_dot_and_bracket_form() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 5, |_| json!({"a": "1"})).await;
+    let dot = api.get("/users?sort.field=createdAt&sort.order=asc", &token).await.body;
+    let bracket = api.get("/users?sort%5Bfield%5D=createdAt&sort%5Border%5D=asc", &token).await.body;
+    assert_eq!(ids_of(&dot), ids);
+    assert_eq!(ids_of(&bracket), ids);
+    let raw_bracket = api.get("/users?sort[field]=lastSeen&sort[order]=asc", &token).await.body;
+    assert_eq!(ids_of(&raw_bracket), ids, "lastSeen equals createdAt for new users");
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_400_naming_them() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    for (query, field) in [
+        ("limit=0", "limit"),
+        ("limit=41", "limit"),
+        ("limit=ten", "limit"),
+        ("after=xyz", "after"),
+        ("sort.field=name", "sort.field"),
+        ("sort.order=up", "sort.order"),
+        ("match=some", "match"),
+        ("colour=red", "colour"),
+        ("filters=notjson", "filters"),
+    ] {
+        let answer = api.get(&format!("/users?{query}"), &token).await;
+        assert_error(&answer, 400);
+        assert!(error_fields(&answer).iter().any(|f| f == field), "{query}: {:?}", error_fields(&answer));
+    }
+    let answer = api.get("/users?after=5c486eeebda7873576a379e4", &token).await;
+    assert_error(&answer, 400);
+    assert_eq!(error_fields(&answer), ["after"]);
+    let gt_on_banned = r#"/users?filters=[{"field":"banned","operator":"gt","value":true}]"#;
+    assert_error(&api.get(&gt_on_banned.replace('"', "%22"), &token).await, 400);
+    let six: Vec<Value> = (0..6).map(|_| json!({"field": "default_name", "operator": "exists"})).collect();
+    let uri = format!("/users?filters={}", urlencode(&json!(six).to_string()));
+    assert_error(&api.get(&uri, &token).await, 400);
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[tokio::test]
+async fn filters_in_json_and_bracket_form_agree() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 6, |i| json!({"default_country": if i % 2 == 0 { "PL" } else { "DE" }})).await;
+    let json_form = format!(
+        "/users?sort.order=asc&filters={}",
+        urlencode(r#"[{"field":"default_country","operator":"eq","value":"PL"}]"#)
+    );
+    let bracket_form = "/users?sort.order=asc&filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
+    let a = ids_of(&api.get(&json_form, &token).await.body);
+    let b = ids_of(&api.get(bracket_form, &token).await.body);
+    assert_eq!(a, vec![ids[0].clone(), ids[2].clone(), ids[4].clone()]);
+    assert_eq!(a, b);
+}
+
+#[tokio::test]
+async fn match_any_and_all() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 4, |i| {
+        json!({"default_country": if i < 2 { "PL" } else { "DE" }, "default_language": if i % 2 == 0 { "pl" } else { "en" }})
+    })
+    .await;
+    let base = "/users?sort.order=asc&filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL&filters[1][field]=default_language&filters[1][operator]=eq&filters[1][value]=pl";
+    assert_eq!(ids_of(&api.get(base, &token).await.body), vec![ids[0].clone()]);
+    assert_eq!(ids_of(&api.get(&format!("{base}&match=all"), &token).await.body), vec![ids[0].clone()]);
+    assert_eq!(
+        ids_of(&api.get(&format!("{base}&match=any"), &token).await.body),
+        vec![ids[0].clone(), ids[1].clone(), ids[2].clone()]
+    );
+}
+
+/// The DynamoDB translation of every operator agrees with the reference
+/// evaluator (`FilterSet::matches`) on a varied population.
+#[tokio::test]
+async fn store_filters_agree_with_the_reference_evaluator() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let account = AccountId::parse("acme").unwrap();
+    seed(&api, &token, 24, |i| {
+        let mut attributes = serde_json::Map::new();
+        if i % 3 != 0 {
+            attributes.insert("default_city".into(), json!(["Paris", "Par", "Berlin", "paris"][i % 4]));
+        }
+        if i % 4 != 1 {
+            attributes.insert("tier-level".into(), json!(format!("t{}", i % 5)));
+        }
+        attributes.insert("default_name".into(), json!(format!("User {i}")));
+        Value::Object(attributes)
+    })
+    .await;
+    let everyone = api.store.list_users(&account, &ListQuery::parse(Some("limit=40")).unwrap()).await.unwrap().users;
+    assert_eq!(everyone.len(), 24);
+    let queries = [
+        "filters[0][field]=default_city&filters[0][operator]=eq&filters[0][value]=Paris",
+        "filters[0][field]=default_city&filters[0][operator]=ne&filters[0][value]=Paris",
+        "filters[0][field]=default_city&filters[0][operator]=contains&filters[0][value]=ar",
+        "filters[0][field]=default_city&filters[0][operator]=notContains&filters[0][value]=ar",
+        "filters[0][field]=default_city&filters[0][operator]=startsWith&filters[0][value]=Par",
+        "filters[0][field]=default_city&filters[0][operator]=exists",
+        "filters[0][field]=default_city&filters[0][operator]=notExists",
+        "filters[0][field]=tier-level&filters[0][operator]=eq&filters[0][value]=t2",
+        "filters[0][field]=userId&filters[0][operator]=startsWith&filters[0][value]=user-0001",
+        "filters[0][field]=userId&filters[0][operator]=ne&filters[0][value]=user-00003",
+        "filters[0][field]=banned&filters[0][operator]=eq&filters[0][value]=false",
+        "filters[0][field]=banned&filters[0][operator]=ne&filters[0][value]=false",
+        "filters[0][field]=conversations&filters[0][operator]=lte&filters[0][value]=0",
+        "filters[0][field]=conversations&filters[0][operator]=gt&filters[0][value]=0",
+        "filters[0][field]=createdAt&filters[0][operator]=gte&filters[0][value]=2000-01-01T00:00:00Z",
+        "filters[0][field]=lastSeen&filters[0][operator]=lt&filters[0][value]=2000-01-01",
+        "match=any&filters[0][field]=default_city&filters[0][operator]=eq&filters[0][value]=Berlin&filters[1][field]=tier-level&filters[1][operator]=notExists",
+        "match=all&filters[0][field]=default_city&filters[0][operator]=contains&filters[0][value]=a&filters[1][field]=tier-level&filters[1][operator]=ne&filters[1][value]=t1",
+    ];
+    for query in queries {
+        let parsed = ListQuery::parse(Some(&format!("limit=40&{query}"))).unwrap();
+        let expected: Vec<String> = everyone.iter().filter(|u| parsed.filters.matches(u)).map(|u| u.id.to_string()).collect();
+        let answer = api.get(&format!("/users?limit=40&{query}"), &token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.text);
+        assert_eq!(ids_of(&answer.body), expected, "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let n = shared::store::READ_BUDGET + 300;
+    let ids = seed(&api, &token, n, |i| json!({"default_country": if i == 5 || i == n - 3 { "PL" } else { "DE" }})).await;
+    let uri = "/users?filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
+    let first = api.get(uri, &token).await.body;
+    assert_eq!(ids_of(&first), vec![ids[n - 3].clone()], "the newest match is on the first page");
+    assert!(first["next"].is_string(), "the budget ran out before the end: {first}");
+    let all = page_all(&api, &token, uri).await;
+    assert_eq!(all, vec![ids[n - 3].clone(), ids[5].clone()]);
+}
+
+#[tokio::test]
+async fn equality_on_user_id_and_email_is_answered_from_an_index() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 300, |i| json!({"default_email": format!("user{}@example.com", i % 150)})).await;
+    let reads_before = api.store.items_read();
+    let by_email = api
+        .get("/users?sort.order=asc&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=user7@example.com", &token)
+        .await
+        .body;
+    assert_eq!(ids_of(&by_email), vec![ids[7].clone(), ids[157].clone()]);
+    let by_user_id = api.get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042", &token).await.body;
+    assert_eq!(ids_of(&by_user_id), vec![ids[42].clone()]);
+    let read = api.store.items_read() - reads_before;
+    assert!(read < 20, "index lookups read {read} items");
+    // Combined with another filter, the lookup still narrows first.
+    let combined = api
+        .get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042&filters[1][field]=banned&filters[1][operator]=eq&filters[1][value]=true", &token)
+        .await
+        .body;
+    assert_eq!(combined["count"], 0);
+}
+
+#[tokio::test]
+async fn email_index_follows_updates() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let id = api.create_user(&token, json!({"userId": "u", "attributes": {"default_email": "old@x.io"}})).await;
+    api.put(&format!("/users/{id}"), &token, json!({"attributes": {"default_email": "new@x.io"}})).await;
+    let query = |email: &str| format!("/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]={email}");
+    assert_eq!(api.get(&query("old@x.io"), &token).await.body["count"], 0);
+    assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 1);
+    api.put(&format!("/users/{id}"), &token, json!({"attributes": {"default_email": null}})).await;
+    assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 0);
+}
+
+#[tokio::test]
+async fn index_lookups_page_like_the_walk() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 9, |_| json!({"default_email": "same@x.io"})).await;
+    let uri = "/users?limit=4&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=same@x.io";
+    let all = page_all(&api, &token, uri).await;
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(all, newest_first);
+    let unique: BTreeSet<&String> = all.iter().collect();
+    assert_eq!(unique.len(), 9);
+}
