@@ -5,6 +5,7 @@
 //! DynamoDB; [`http`] holds the plumbing every function's router uses.
 
 pub mod envelope;
+pub mod export;
 pub mod error;
 pub mod filter;
 pub mod model;

@@ -7,6 +7,7 @@
 //! engine or moto), so there is nothing a mock would be for.
 
 mod activity;
+mod export;
 pub mod expression;
 pub mod items;
 pub mod keys;

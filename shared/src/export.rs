@@ -1,0 +1,1 @@
+//! The CSV export: fields, headers, rows (to be written).

@@ -1,0 +1,1 @@
+//! Streaming users for the export (to be written).
