@@ -3,14 +3,20 @@
 //! merges its session attributes, all in one transaction with the
 //! conversation item. The profile's conversation count is the
 //! optimistic-concurrency check, so concurrent recordings each land.
+//! The user's former place in the last-seen index stays behind as a ghost
+//! item for as long as a paging snapshot lives.
 
-use super::items::{ConversationItem, attr, key, n, s, to_item};
+use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
 use super::tx::{Expr, Outcome, Transaction, backoff};
 use super::users::{MAX_ATTEMPTS, absent};
 use super::{Store, keys};
 use crate::error::ApiError;
 use crate::model::{AccountId, Attributes, MAX_ATTRIBUTES, ObjectId, Timestamp};
 use crate::validate::NewConversation;
+
+/// How long a user's former place in the last-seen index is kept: the
+/// lifetime of a paging snapshot (see `list`).
+pub const GHOST_LIFETIME_SECONDS: i64 = super::list::CURSOR_LIFETIME_SECONDS;
 
 impl Store {
     /// Records a conversation; returns its id. `404` if the user does not exist.
@@ -40,12 +46,24 @@ impl Store {
                 date: now.millis(),
                 first_message: conversation.first_message.clone(),
             };
+            let ghost = GhostItem {
+                pk: keys::user_pk(account, user),
+                sk: keys::ghost_sk(&profile.gsi2sk),
+                ghost_of: user,
+                valid_from: profile.seen_since.unwrap_or(profile.created_at),
+                valid_until: now.millis(),
+                gsi2pk: profile.gsi2pk.clone(),
+                gsi2sk: profile.gsi2sk.clone(),
+                expires_at: now.unix_seconds() + GHOST_LIFETIME_SECONDS,
+            };
             let mut transaction = Transaction::default();
             transaction.put(self.table(), to_item(&item)?, Some(absent()));
+            transaction.put(self.table(), to_item(&ghost)?, None);
             transaction.update(
                 self.table(),
                 key(keys::user_pk(account, user), keys::PROFILE_SK),
-                Expr::new("SET #sess = :sess, #seen = :now, gsi2sk = :seen_key ADD #convs :one")
+                Expr::new("SET #sess = :sess, #seen = :now, #since = :now, gsi2sk = :seen_key ADD #convs :one")
+                    .name("#since", attr::SEEN_SINCE)
                     .name("#sess", attr::SESSION)
                     .name("#seen", attr::LAST_SEEN)
                     .name("#convs", attr::CONVERSATIONS)

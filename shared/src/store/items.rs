@@ -24,6 +24,14 @@ pub mod attr {
     /// Bumped by every attribute write: the optimistic-concurrency version.
     pub const VERSION: &str = "ver";
     pub const SEGMENTS_VERSION: &str = "segver";
+    /// When the profile took its current place in the last-seen index.
+    pub const SEEN_SINCE: &str = "seenSince";
+    /// Marks a ghost: a user's former place in the last-seen index.
+    pub const GHOST_OF: &str = "ghostOf";
+    pub const VALID_FROM: &str = "validFrom";
+    pub const VALID_UNTIL: &str = "validUntil";
+    /// Epoch seconds after which DynamoDB's TTL may delete the item.
+    pub const EXPIRES_AT: &str = "expiresAt";
 }
 
 /// A user's profile item.
@@ -51,6 +59,9 @@ pub struct ProfileItem {
     /// Bumped by every membership change: their optimistic-concurrency version.
     #[serde(default)]
     pub segver: u64,
+    /// When the user took its current place in the last-seen index (absent: at creation).
+    #[serde(rename = "seenSince", default, skip_serializing_if = "Option::is_none")]
+    pub seen_since: Option<i64>,
     pub gsi1pk: String,
     pub gsi1sk: String,
     pub gsi2pk: String,
@@ -76,6 +87,7 @@ impl ProfileItem {
             last_seen: user.last_seen.millis(),
             ver: 0,
             segver: 0,
+            seen_since: None,
             gsi1pk: users.clone(),
             gsi1sk: keys::time_sort_key(user.created_at, user.id),
             gsi2pk: users,
@@ -178,6 +190,41 @@ impl ConversationItem {
             first_message: self.first_message,
         }
     }
+}
+
+/// A user's former place in the last-seen index, kept for a while after
+/// activity moved the user, so that a paging snapshot taken while the user was
+/// there still finds it there (see `list`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GhostItem {
+    pub pk: String,
+    pub sk: String,
+    #[serde(rename = "ghostOf")]
+    pub ghost_of: ObjectId,
+    /// The place was the user's from this instant (millis) ...
+    #[serde(rename = "validFrom")]
+    pub valid_from: i64,
+    /// ... until this one.
+    #[serde(rename = "validUntil")]
+    pub valid_until: i64,
+    pub gsi2pk: String,
+    pub gsi2sk: String,
+    #[serde(rename = "expiresAt")]
+    pub expires_at: i64,
+}
+
+/// A paging cursor: where a page ended, and the snapshot instant the paging
+/// started at. `next` names it when the sort is by `lastSeen`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CursorItem {
+    pub pk: String,
+    pub sk: String,
+    /// The sort key to resume strictly after.
+    pub position: String,
+    #[serde(rename = "asOf")]
+    pub as_of: i64,
+    #[serde(rename = "expiresAt")]
+    pub expires_at: i64,
 }
 
 /// A developer token, keyed by its SHA-256.

@@ -10,6 +10,8 @@
 //! | `userId` claim    | `A#{acct}#UID#{userId}`     | `K`         | — |
 //! | segment           | `A#{acct}#S#{segId}`        | `S`         | `gsi1` segments by creation |
 //! | segment-name claim| `A#{acct}#SN#{name}`        | `K`         | — |
+//! | last-seen ghost   | `A#{acct}#U#{id}`           | `G#{oldKey}`| `gsi2` the user's former place |
+//! | paging cursor     | `A#{acct}#CUR#{cursorId}`   | `R`         | — |
 //! | token             | `T#{sha256(token)}`         | `T`         | — |
 //! | account           | `ACCOUNT#{acct}`            | `A`         | — |
 
@@ -24,6 +26,8 @@ pub const TOKEN_SK: &str = "T";
 pub const ACCOUNT_SK: &str = "A";
 pub const CONVERSATION_PREFIX: &str = "C#";
 pub const MEMBERSHIP_PREFIX: &str = "M#";
+pub const GHOST_PREFIX: &str = "G#";
+pub const CURSOR_SK: &str = "R";
 
 /// A global secondary index: its name and key attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +97,19 @@ pub fn membership_sk(segment: ObjectId) -> String {
 
 pub fn conversation_sk(id: ObjectId) -> String {
     format!("{CONVERSATION_PREFIX}{id}")
+}
+
+pub fn ghost_sk(old_sort_key: &str) -> String {
+    format!("{GHOST_PREFIX}{old_sort_key}")
+}
+
+pub fn cursor_pk(account: &AccountId, cursor: ObjectId) -> String {
+    format!("A#{account}#CUR#{cursor}")
+}
+
+/// The id at the end of a sort key made by [`time_sort_key`].
+pub fn id_of_sort_key(sort_key: &str) -> Option<ObjectId> {
+    sort_key.rsplit_once('#')?.1.parse().ok()
 }
 
 pub fn token_pk(token_hash: &str) -> String {

@@ -7,23 +7,54 @@
 //! Equality on `userId`, `default_email` or a segment is answered from an
 //! index instead: a lookup narrows the account to a handful of candidates,
 //! which are filtered and sorted in memory by the reference evaluator.
+//!
+//! ## Paging by `lastSeen` while activity is recorded
+//! Activity moves a user in the last-seen index. So that paging neither
+//! repeats nor skips anyone, a last-seen listing pages over a *snapshot*: the
+//! first page fixes the instant `asOf`, and `next` names a cursor item that
+//! holds `asOf` and the position reached. Each move leaves a ghost item at
+//! the user's former place, valid from when the user got there until it
+//! moved; a page under snapshot `asOf` shows a profile only if it has been in
+//! its place since before `asOf`, and a ghost only if its place was the
+//! user's at `asOf` (showing that user's current data). Every user who
+//! existed at `asOf` thus sits in exactly one place of the snapshot; users
+//! created later are left out of it. Cursors and ghosts live
+//! [`CURSOR_LIFETIME_SECONDS`]; an expired cursor is `400`. Passing a user id
+//! as `after` (as reference clients do) resumes after that user's current
+//! place, without a snapshot.
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::expression::{ExprValue, filter_expression};
-use super::items::{Item, ProfileItem, from_item, key, s};
+use super::items::{CursorItem, GhostItem, Item, ProfileItem, attr, from_item, key, n, s, to_item};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
 use crate::filter::{Filter, FilterField, FilterSet, FilterValue, ListQuery, Match, Operator, Sort, SortField, SortOrder};
-use crate::model::{AccountId, EMAIL_KEY, ObjectId, User};
+use crate::model::{AccountId, EMAIL_KEY, ObjectId, Timestamp, User};
 
 /// Most items one request may read while looking for matches.
 pub const READ_BUDGET: usize = 1_000;
 /// Items read per `Query` call of a filtered walk.
 const FILTERED_READ: usize = 250;
+/// How long a last-seen paging snapshot (its cursors and ghosts) lives.
+pub const CURSOR_LIFETIME_SECONDS: i64 = 3_600;
+
+/// Where a page starts: strictly after `key` in the sort, under snapshot `as_of`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Position {
+    pub key: String,
+    pub as_of: Option<Timestamp>,
+}
+
+/// One entry of the index as the walk meets it.
+enum Entry {
+    User(User),
+    /// A user's former place: resolved to the user after the page is read.
+    Ghost(ObjectId),
+}
 
 /// One page of users and where the next one starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,18 +116,57 @@ impl Store {
         if let Some(lookup) = index_lookup(&query.filters)
             && let Some(candidates) = self.candidates(account, lookup).await?
         {
-            return Ok(page_of_candidates(candidates, query, after.as_deref()));
+            return Ok(page_of_candidates(candidates, query, after.map(|p| p.key).as_deref()));
         }
         self.walk(account, query, after, READ_BUDGET).await
     }
 
-    /// The sort key of the `after` user: the page resumes strictly beyond it.
-    async fn position_of(&self, account: &AccountId, id: ObjectId, sort: Sort) -> Result<String, ApiError> {
-        let user = self
-            .get_user(account, id)
-            .await?
-            .ok_or_else(|| ApiError::field("after", "names no user of this account"))?;
-        Ok(sort_key_of(&user, sort))
+    /// Where the page after `after` starts: after that user's current place,
+    /// or where the cursor `after` names.
+    async fn position_of(&self, account: &AccountId, id: ObjectId, sort: Sort) -> Result<Position, ApiError> {
+        if let Some(user) = self.get_user(account, id).await? {
+            return Ok(Position { key: sort_key_of(&user, sort), as_of: None });
+        }
+        let found = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key(keys::cursor_pk(account, id), keys::CURSOR_SK)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem cursor", e))?;
+        let Some(item) = found.item else {
+            return Err(ApiError::field("after", "names no user of this account"));
+        };
+        let cursor: CursorItem = from_item(item)?;
+        if cursor.expires_at < Timestamp::now().unix_seconds() {
+            return Err(ApiError::field("after", "this paging cursor has expired; start again from the first page"));
+        }
+        if sort.field != SortField::LastSeen {
+            return Err(ApiError::field("after", "this cursor belongs to a listing sorted by lastSeen"));
+        }
+        Ok(Position { key: cursor.position, as_of: Some(Timestamp::from_millis(cursor.as_of)) })
+    }
+
+    /// A cursor for the page after `key` under snapshot `as_of`.
+    async fn mint_cursor(&self, account: &AccountId, key_after: String, as_of: Timestamp) -> Result<ObjectId, ApiError> {
+        let id = ObjectId::new();
+        let cursor = CursorItem {
+            pk: keys::cursor_pk(account, id),
+            sk: keys::CURSOR_SK.to_owned(),
+            position: key_after,
+            as_of: as_of.millis(),
+            expires_at: Timestamp::now().unix_seconds() + CURSOR_LIFETIME_SECONDS,
+        };
+        self.client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(to_item(&cursor)?))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem cursor", e))?;
+        Ok(id)
     }
 
     /// Walks the sort index from `after`, filtering in DynamoDB, until the
@@ -105,38 +175,70 @@ impl Store {
         &self,
         account: &AccountId,
         query: &ListQuery,
-        after: Option<String>,
+        after: Option<Position>,
         budget: usize,
     ) -> Result<Page, ApiError> {
         let index = sort_index(query.sort);
         let ascending = query.sort.order == SortOrder::Asc;
+        let by_seen = query.sort.field == SortField::LastSeen;
         let limit = query.limit as usize;
         let filter = filter_expression(&query.filters);
         let mut key_condition = "#ipk = :ipk".to_owned();
         let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
         let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
-        if let Some(after) = after {
+        let as_of = after.as_ref().and_then(|p| p.as_of);
+        if let Some(after) = &after {
             key_condition.push_str(if ascending { " AND #isk > :after" } else { " AND #isk < :after" });
             names.insert("#isk".to_owned(), index.sk.to_owned());
-            values.insert(":after".to_owned(), s(after));
+            values.insert(":after".to_owned(), s(after.key.clone()));
         }
         if let Some(filter) = &filter {
             names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
             values.extend(filter.values.iter().map(|(k, v)| (k.clone(), to_attribute_value(v))));
         }
-        let mut users: Vec<User> = Vec::with_capacity(limit);
+        let user_filter = filter.as_ref().map(|f| f.text.as_str());
+        let filter_text = if by_seen {
+            names.insert("#ghost".to_owned(), attr::GHOST_OF.to_owned());
+            match as_of {
+                Some(as_of) => {
+                    names.extend([
+                        ("#vfrom".to_owned(), attr::VALID_FROM.to_owned()),
+                        ("#vuntil".to_owned(), attr::VALID_UNTIL.to_owned()),
+                        ("#since".to_owned(), attr::SEEN_SINCE.to_owned()),
+                        ("#created".to_owned(), attr::CREATED_AT.to_owned()),
+                    ]);
+                    values.insert(":asof".to_owned(), n(as_of.millis()));
+                    let placed = "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
+                    let profile = match user_filter {
+                        Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
+                        None => format!("(attribute_not_exists(#ghost) AND {placed})"),
+                    };
+                    Some(format!("({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"))
+                }
+                None => Some(match user_filter {
+                    Some(f) => format!("(attribute_not_exists(#ghost) AND {f})"),
+                    None => "attribute_not_exists(#ghost)".to_owned(),
+                }),
+            }
+        } else {
+            user_filter.map(str::to_owned)
+        };
+        let filtered = filter_text.is_some();
+        let mut entries: Vec<Entry> = Vec::with_capacity(limit);
+        let mut last_key: Option<String> = None;
+        let mut more = false;
         let mut read = 0usize;
         let mut start: Option<Item> = None;
-        loop {
+        'pages: loop {
             // Unfiltered, one item beyond the page tells whether another page exists.
-            let want = if filter.is_some() { FILTERED_READ.min(budget - read) } else { limit - users.len() + 1 };
+            let want = if filtered { FILTERED_READ.min(budget - read) } else { limit - entries.len() + 1 };
             let output = self
                 .client
                 .query()
                 .table_name(self.table())
                 .index_name(index.name)
                 .key_condition_expression(&key_condition)
-                .set_filter_expression(filter.as_ref().map(|f| f.text.clone()))
+                .set_filter_expression(filter_text.clone())
                 .set_expression_attribute_names(Some(names.clone()))
                 .set_expression_attribute_values(Some(values.clone()))
                 .scan_index_forward(ascending)
@@ -148,26 +250,64 @@ impl Store {
             self.count_read(output.scanned_count);
             read += output.scanned_count.max(0) as usize;
             for item in output.items.unwrap_or_default() {
-                if users.len() == limit {
-                    let next = users.last().map(|u| u.id);
-                    return Ok(Page { users, next });
+                if entries.len() == limit {
+                    more = true;
+                    break 'pages;
                 }
-                users.push(from_item::<ProfileItem>(item)?.into_user());
+                let sort_key = item.get(index.sk).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                if item.contains_key(attr::GHOST_OF) {
+                    entries.push(Entry::Ghost(from_item::<GhostItem>(item)?.ghost_of));
+                } else {
+                    entries.push(Entry::User(from_item::<ProfileItem>(item)?.into_user()));
+                }
+                last_key = Some(sort_key);
             }
-            let Some(last_key) = output.last_evaluated_key else {
-                return Ok(Page { users, next: None });
+            let Some(evaluated) = output.last_evaluated_key else {
+                break;
             };
-            if users.len() == limit {
-                let next = users.last().map(|u| u.id);
-                return Ok(Page { users, next });
+            if entries.len() == limit {
+                more = true;
+                break;
             }
             if read >= budget {
-                // The page is short: go on after the last user read, matched or not.
-                let next = last_key.get(keys::PK).and_then(|v| v.as_s().ok()).and_then(|pk| keys::user_id_of_pk(pk));
-                return Ok(Page { users, next });
+                // The page is short: go on after the last item read, matched or not.
+                last_key = evaluated.get(index.sk).and_then(|v| v.as_s().ok()).cloned();
+                more = true;
+                break;
             }
-            start = Some(last_key);
+            start = Some(evaluated);
         }
+        let users = self.resolve_entries(account, entries, &query.filters).await?;
+        let next = match last_key.filter(|_| more) {
+            None => None,
+            Some(key) if by_seen => Some(self.mint_cursor(account, key, as_of.unwrap_or_else(Timestamp::now)).await?),
+            Some(key) => keys::id_of_sort_key(&key),
+        };
+        Ok(Page { users, next })
+    }
+
+    /// Turns a page's entries into users, fetching the users behind ghosts
+    /// (and filtering them in memory, since a ghost holds no attributes).
+    async fn resolve_entries(&self, account: &AccountId, entries: Vec<Entry>, filters: &FilterSet) -> Result<Vec<User>, ApiError> {
+        let ghosts: Vec<ObjectId> = entries
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Ghost(id) => Some(*id),
+                Entry::User(_) => None,
+            })
+            .collect();
+        let mut behind: HashMap<ObjectId, User> = if ghosts.is_empty() {
+            HashMap::new()
+        } else {
+            self.users_by_id(account, &ghosts).await?.into_iter().map(|u| (u.id, u)).collect()
+        };
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Entry::User(user) => Some(user),
+                Entry::Ghost(id) => behind.remove(&id).filter(|user| filters.matches(user)),
+            })
+            .collect())
     }
 
     /// The users an index lookup finds, or `None` when there are too many to

@@ -66,12 +66,38 @@ impl Store {
             .send()
             .await;
         match created {
-            Ok(_) => {}
+            Ok(_) => self.enable_expiry().await,
             // Another process created it first.
             Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(sdk_error("CreateTable", e)),
         }
         self.wait_active().await
+    }
+
+    /// Lets DynamoDB delete expired cursors and ghosts (`expiresAt`). Best
+    /// effort: the code checks expiry itself, so an engine without TTL only
+    /// keeps dead items longer.
+    async fn enable_expiry(&self) {
+        self.wait_active().await.ok();
+        let specification = aws_sdk_dynamodb::types::TimeToLiveSpecification::builder()
+            .attribute_name(super::items::attr::EXPIRES_AT)
+            .enabled(true)
+            .build();
+        let result = match specification {
+            Ok(specification) => self
+                .client
+                .update_time_to_live()
+                .table_name(self.table())
+                .time_to_live_specification(specification)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| sdk_error("UpdateTimeToLive", e).to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(error) = result {
+            tracing::warn!(error = %error, "could not enable TTL on the table");
+        }
     }
 
     async fn wait_active(&self) -> Result<(), ApiError> {
