@@ -18,8 +18,17 @@ use shared::model::AccountId;
 use shared::store::Store;
 use tower::ServiceExt;
 
-/// The variable naming an external DynamoDB endpoint for the tests.
+/// The variable naming an external DynamoDB endpoint for the tests; when it
+/// is unset, the standard `AWS_ENDPOINT_URL` is used, and when both are, an
+/// embedded engine.
 pub const ENDPOINT_ENV: &str = "USERS_API_TEST_ENDPOINT";
+
+/// The external endpoint the tests run against, if any.
+pub fn external_endpoint() -> Option<String> {
+    [ENDPOINT_ENV, "AWS_ENDPOINT_URL"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok().filter(|e| !e.is_empty()))
+}
 
 /// A store on a fresh table of its own.
 pub struct TestStore {
@@ -30,7 +39,7 @@ pub struct TestStore {
 impl TestStore {
     pub async fn new() -> Self {
         let table = format!("test-{}", uuid_simple());
-        let (store, engine) = match std::env::var(ENDPOINT_ENV).ok().filter(|e| !e.is_empty()) {
+        let (store, engine) = match external_endpoint() {
             Some(endpoint) => (Store::new(local_client(&endpoint), table), None),
             None => {
                 let engine = EmbeddedEngine::start(None).await.expect("embedded engine starts");
@@ -43,7 +52,7 @@ impl TestStore {
 
     /// Which engine the tests run on, for messages.
     pub fn engine_name() -> &'static str {
-        if std::env::var(ENDPOINT_ENV).is_ok_and(|e| !e.is_empty()) { "external" } else { "embedded" }
+        if external_endpoint().is_some() { "external" } else { "embedded" }
     }
 }
 
@@ -162,4 +171,70 @@ pub fn error_fields(answer: &Answer) -> Vec<String> {
         .as_array()
         .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
         .unwrap_or_default()
+}
+
+/// A user to load directly into the table (see [`seed_users`]).
+#[derive(Debug, Clone, Default)]
+pub struct SeedUser {
+    pub user_id: String,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    pub segments: Vec<shared::model::ObjectId>,
+}
+
+/// Loads users straight into the table with `BatchWriteItem`, in creation
+/// order, and returns their ids: the same items `POST /users` writes
+/// (profile, `userId` claim, memberships), without a transaction per user.
+/// For tests that need large accounts (thousands of users) to exercise
+/// listing; creation itself is tested through the API. Segment counters are
+/// not moved.
+pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> Vec<String> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use shared::model::{Attributes, ObjectId, Timestamp, User};
+    use shared::store::items::{ClaimItem, MembershipItem, ProfileItem, to_item};
+    use shared::store::keys;
+
+    let account = AccountId::parse(account).expect("valid account");
+    let mut ids = Vec::with_capacity(users.len());
+    let mut requests = Vec::new();
+    for seed in users {
+        let now = Timestamp::now();
+        let user = User {
+            id: ObjectId::new(),
+            user_id: seed.user_id,
+            banned: false,
+            attributes: Attributes(seed.attributes),
+            session_attributes: Default::default(),
+            conversations: 0,
+            segments: seed.segments.iter().copied().collect(),
+            created_at: now,
+            last_seen: now,
+        };
+        ids.push(user.id.to_string());
+        let claim = ClaimItem { pk: keys::user_id_claim_pk(&account, &user.user_id), sk: keys::CLAIM_SK.into(), id: user.id };
+        let mut items = vec![to_item(&ProfileItem::new(&account, &user)).unwrap(), to_item(&claim).unwrap()];
+        for segment in &user.segments {
+            items.push(to_item(&MembershipItem::new(&account, user.id, *segment)).unwrap());
+        }
+        requests.extend(items.into_iter().map(|item| {
+            WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build()
+        }));
+    }
+    for chunk in requests.chunks(25) {
+        let mut pending = chunk.to_vec();
+        for _ in 0..50 {
+            if pending.is_empty() {
+                break;
+            }
+            let output = store
+                .client()
+                .batch_write_item()
+                .request_items(store.table(), pending)
+                .send()
+                .await
+                .expect("batch write");
+            pending = output.unprocessed_items.and_then(|mut u| u.remove(store.table())).unwrap_or_default();
+        }
+        assert!(pending.is_empty(), "batch write left items unprocessed");
+    }
+    ids
 }

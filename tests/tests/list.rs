@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use shared::filter::ListQuery;
 use shared::model::AccountId;
-use users_api_tests::{TestApi, assert_error, error_fields};
+use users_api_tests::{SeedUser, TestApi, assert_error, error_fields, seed_users};
 
 /// Creates `n` users in order (one bulk request per 100) and returns their ids in creation order.
 async fn seed(api: &TestApi, token: &str, n: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
@@ -208,12 +208,24 @@ async fn store_filters_agree_with_the_reference_evaluator() {
     }
 }
 
+/// `count` users loaded straight into the table, with `attributes(i)`.
+async fn bulk_seed(api: &TestApi, count: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
+    let users = (0..count)
+        .map(|i| SeedUser {
+            user_id: format!("user-{i:05}"),
+            attributes: serde_json::from_value(attributes(i)).unwrap(),
+            ..SeedUser::default()
+        })
+        .collect();
+    seed_users(&api.store, "acme", users).await
+}
+
 #[tokio::test]
 async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let n = shared::store::READ_BUDGET + 300;
-    let ids = seed(&api, &token, n, |i| json!({"default_country": if i == 5 || i == n - 3 { "PL" } else { "DE" }})).await;
+    let ids = bulk_seed(&api, n, |i| json!({"default_country": if i == 5 || i == n - 3 { "PL" } else { "DE" }})).await;
     let uri = "/users?filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
     let first = api.get(uri, &token).await.body;
     assert_eq!(ids_of(&first), vec![ids[n - 3].clone()], "the newest match is on the first page");
@@ -226,7 +238,7 @@ async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
 async fn equality_on_user_id_and_email_is_answered_from_an_index() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let ids = seed(&api, &token, 300, |i| json!({"default_email": format!("user{}@example.com", i % 150)})).await;
+    let ids = bulk_seed(&api, 300, |i| json!({"default_email": format!("user{}@example.com", i % 150)})).await;
     let reads_before = api.store.items_read();
     let by_email = api
         .get("/users?sort.order=asc&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=user7@example.com", &token)

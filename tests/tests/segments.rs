@@ -252,26 +252,16 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let segment = api.create_segment(&token, "Ten").await;
-    let mut members = Vec::new();
-    for chunk in 0..20 {
-        let users: Vec<Value> = (0..100)
-            .map(|i| {
-                let n = chunk * 100 + i;
-                if n % 200 == 7 {
-                    json!({"userId": format!("u{n}"), "attributes": {"a": "1"}, "segments": [segment]})
-                } else {
-                    json!({"userId": format!("u{n}"), "attributes": {"a": "1"}})
-                }
-            })
-            .collect();
-        let answer = api.post("/users", &token, json!(users)).await;
-        assert_eq!(answer.status, StatusCode::OK);
-        for (i, envelope) in answer.body.as_array().unwrap().iter().enumerate() {
-            if (chunk * 100 + i) % 200 == 7 {
-                members.push(envelope["id"].as_str().unwrap().to_owned());
-            }
-        }
-    }
+    let segment_id: shared::model::ObjectId = segment.parse().unwrap();
+    let users = (0..2_000)
+        .map(|n| users_api_tests::SeedUser {
+            user_id: format!("u{n}"),
+            attributes: [("a".to_owned(), "1".to_owned())].into(),
+            segments: if n % 200 == 7 { vec![segment_id] } else { vec![] },
+        })
+        .collect();
+    let ids = users_api_tests::seed_users(&api.store, "acme", users).await;
+    let members: Vec<String> = ids.iter().enumerate().filter(|(n, _)| n % 200 == 7).map(|(_, id)| id.clone()).collect();
     assert_eq!(members.len(), 10);
     let before = api.store.items_read();
     let answer = api
