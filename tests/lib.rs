@@ -42,17 +42,29 @@ impl TestStore {
         let (store, engine) = match external_endpoint() {
             Some(endpoint) => (Store::new(local_client(&endpoint), table), None),
             None => {
-                let engine = EmbeddedEngine::start(None).await.expect("embedded engine starts");
-                (Store::new(local_client(engine.endpoint()), table), Some(Arc::new(engine)))
+                let engine = EmbeddedEngine::start(None)
+                    .await
+                    .expect("embedded engine starts");
+                (
+                    Store::new(local_client(engine.endpoint()), table),
+                    Some(Arc::new(engine)),
+                )
             }
         };
         store.ensure_table().await.expect("table is created");
-        Self { store, _engine: engine }
+        Self {
+            store,
+            _engine: engine,
+        }
     }
 
     /// Which engine the tests run on, for messages.
     pub fn engine_name() -> &'static str {
-        if external_endpoint().is_some() { "external" } else { "embedded" }
+        if external_endpoint().is_some() {
+            "external"
+        } else {
+            "embedded"
+        }
     }
 }
 
@@ -87,7 +99,11 @@ impl TestApi {
     pub async fn new() -> Self {
         let test_store = TestStore::new().await;
         let store = test_store.store.clone();
-        Self { app: users_api::app(AppState::new(store.clone())), store, _store: test_store }
+        Self {
+            app: users_api::app(AppState::new(store.clone())),
+            store,
+            _store: test_store,
+        }
     }
 
     /// A new token for `account` (created if new).
@@ -99,7 +115,13 @@ impl TestApi {
     }
 
     /// Sends a request; `body` is sent as JSON.
-    pub async fn call(&self, method: Method, uri: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
@@ -116,13 +138,28 @@ impl TestApi {
 
     /// Sends a prepared request.
     pub async fn send(&self, request: Request<Body>) -> Answer {
-        let response = self.app.clone().oneshot(request).await.expect("the router answers");
+        let response = self
+            .app
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router answers");
         let status = response.status();
         let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.expect("body").to_bytes();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
         let text = String::from_utf8_lossy(&bytes).into_owned();
         let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer { status, headers, body, text }
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Answer {
@@ -150,7 +187,9 @@ impl TestApi {
 
     /// Creates a segment and returns its id.
     pub async fn create_segment(&self, token: &str, name: &str) -> String {
-        let answer = self.post("/segments", token, serde_json::json!({ "name": name })).await;
+        let answer = self
+            .post("/segments", token, serde_json::json!({ "name": name }))
+            .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         answer.body["id"].as_str().expect("an id").to_owned()
     }
@@ -161,7 +200,11 @@ pub fn assert_error(answer: &Answer, status: u16) {
     assert_eq!(answer.status.as_u16(), status, "{}", answer.text);
     assert_eq!(answer.body["status"]["code"], status, "{}", answer.text);
     assert_eq!(answer.body["status"]["type"], "error", "{}", answer.text);
-    assert!(answer.body["status"]["message"].is_string(), "{}", answer.text);
+    assert!(
+        answer.body["status"]["message"].is_string(),
+        "{}",
+        answer.text
+    );
     assert!(answer.body["timestamp"].is_string(), "{}", answer.text);
 }
 
@@ -169,7 +212,12 @@ pub fn assert_error(answer: &Answer, status: u16) {
 pub fn error_fields(answer: &Answer) -> Vec<String> {
     answer.body["status"]["errors"]
         .as_array()
-        .map(|errors| errors.iter().filter_map(|e| e["field"].as_str().map(str::to_owned)).collect())
+        .map(|errors| {
+            errors
+                .iter()
+                .filter_map(|e| e["field"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -210,13 +258,22 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
             last_seen: now,
         };
         ids.push(user.id.to_string());
-        let claim = ClaimItem { pk: keys::user_id_claim_pk(&account, &user.user_id), sk: keys::CLAIM_SK.into(), id: user.id };
-        let mut items = vec![to_item(&ProfileItem::new(&account, &user)).unwrap(), to_item(&claim).unwrap()];
+        let claim = ClaimItem {
+            pk: keys::user_id_claim_pk(&account, &user.user_id),
+            sk: keys::CLAIM_SK.into(),
+            id: user.id,
+        };
+        let mut items = vec![
+            to_item(&ProfileItem::new(&account, &user)).unwrap(),
+            to_item(&claim).unwrap(),
+        ];
         for segment in &user.segments {
             items.push(to_item(&MembershipItem::new(&account, user.id, *segment)).unwrap());
         }
         requests.extend(items.into_iter().map(|item| {
-            WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().unwrap()).build()
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(item)).build().unwrap())
+                .build()
         }));
     }
     for chunk in requests.chunks(25) {
@@ -232,7 +289,10 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
                 .send()
                 .await
                 .expect("batch write");
-            pending = output.unprocessed_items.and_then(|mut u| u.remove(store.table())).unwrap_or_default();
+            pending = output
+                .unprocessed_items
+                .and_then(|mut u| u.remove(store.table()))
+                .unwrap_or_default();
         }
         assert!(pending.is_empty(), "batch write left items unprocessed");
     }

@@ -35,11 +35,16 @@ impl EmbeddedEngine {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(error) = dynoxide::server::serve_with_shutdown(listener, database, shutdown).await {
+            if let Err(error) =
+                dynoxide::server::serve_with_shutdown(listener, database, shutdown).await
+            {
                 tracing::error!(error = %error, "embedded engine stopped");
             }
         });
-        Ok(Self { endpoint: format!("http://{address}"), stop: Some(stop) })
+        Ok(Self {
+            endpoint: format!("http://{address}"),
+            stop: Some(stop),
+        })
     }
 
     pub fn endpoint(&self) -> &str {

@@ -65,8 +65,12 @@ mod tests {
 
     #[test]
     fn success_matches_the_reference_shape() {
-        let json = serde_json::to_value(Envelope::success(Some("5c486eeebda7873576a379e4".into()))).unwrap();
-        assert_eq!(json["status"], serde_json::json!({"code": 200, "type": "success"}));
+        let json = serde_json::to_value(Envelope::success(Some("5c486eeebda7873576a379e4".into())))
+            .unwrap();
+        assert_eq!(
+            json["status"],
+            serde_json::json!({"code": 200, "type": "success"})
+        );
         assert_eq!(json["id"], "5c486eeebda7873576a379e4");
         let ts = json["timestamp"].as_str().unwrap();
         assert_eq!(ts.len(), 24);

@@ -124,10 +124,9 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
         if status == StatusCode::SERVICE_UNAVAILABLE {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from(RETRY_AFTER_SECONDS),
-            );
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }
         response
     }
@@ -145,8 +144,15 @@ mod tests {
         let json = serde_json::to_string(&envelope).unwrap();
         assert!(!json.contains("dispatch"), "{json}");
         assert!(json.contains(r#""code":500"#));
-        let envelope = ApiError::Unavailable { detail: "ThrottlingException".into() }.envelope();
-        assert!(!serde_json::to_string(&envelope).unwrap().contains("Throttling"));
+        let envelope = ApiError::Unavailable {
+            detail: "ThrottlingException".into(),
+        }
+        .envelope();
+        assert!(
+            !serde_json::to_string(&envelope)
+                .unwrap()
+                .contains("Throttling")
+        );
     }
 
     #[test]
@@ -158,15 +164,21 @@ mod tests {
         let json = serde_json::to_value(error.envelope()).unwrap();
         assert_eq!(json["status"]["code"], 400);
         assert_eq!(json["status"]["type"], "error");
-        assert_eq!(json["status"]["errors"][0]["field"], "attributes.default_name");
+        assert_eq!(
+            json["status"]["errors"][0]["field"],
+            "attributes.default_name"
+        );
         assert_eq!(json["status"]["errors"][1]["field"], "userId");
     }
 
     #[test]
     fn conflict_carries_the_existing_id() {
         let json = serde_json::to_value(
-            ApiError::Conflict { message: "taken".into(), id: Some("5c486eeebda7873576a379e4".into()) }
-                .envelope(),
+            ApiError::Conflict {
+                message: "taken".into(),
+                id: Some("5c486eeebda7873576a379e4".into()),
+            }
+            .envelope(),
         )
         .unwrap();
         assert_eq!(json["id"], "5c486eeebda7873576a379e4");

@@ -5,15 +5,15 @@
 //! DynamoDB; [`http`] holds the plumbing every function's router uses.
 
 pub mod envelope;
-pub mod export;
 pub mod error;
+pub mod export;
 pub mod filter;
 pub mod model;
 pub mod store;
 
 pub use envelope::Envelope;
 pub use error::{ApiError, ApiResult, FieldError};
-pub mod http;
-pub mod validate;
 #[cfg(feature = "embedded")]
 pub mod engine;
+pub mod http;
+pub mod validate;

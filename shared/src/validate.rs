@@ -109,7 +109,11 @@ fn string_within(
 }
 
 /// One lowercase-hex object id.
-pub fn parse_object_id(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> Option<ObjectId> {
+pub fn parse_object_id(
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<ObjectId> {
     match value {
         Value::String(text) => match text.parse() {
             Ok(id) => Some(id),
@@ -154,7 +158,10 @@ pub fn parse_attribute_patch(
 ) -> Option<AttributePatch> {
     let map = expect_object(value, path, errors)?;
     if map.is_empty() || map.len() > MAX_ATTRIBUTES {
-        errors.push(FieldError::new(path, format!("must hold 1 to {MAX_ATTRIBUTES} keys")));
+        errors.push(FieldError::new(
+            path,
+            format!("must hold 1 to {MAX_ATTRIBUTES} keys"),
+        ));
         return None;
     }
     let before = errors.len();
@@ -169,7 +176,11 @@ pub fn parse_attribute_patch(
             patch.insert(key.clone(), None);
             continue;
         }
-        let max = if key == NAME_KEY { MAX_NAME_CHARS } else { MAX_VALUE_CHARS };
+        let max = if key == NAME_KEY {
+            MAX_NAME_CHARS
+        } else {
+            MAX_VALUE_CHARS
+        };
         if let Some(text) = string_within(value, 1, max, &field, errors) {
             if key == EMAIL_KEY && !looks_like_email(&text) {
                 errors.push(FieldError::new(field, "must be an e-mail address"));
@@ -189,7 +200,10 @@ fn parse_session_attributes(
 ) -> Option<AttributePatch> {
     let map = expect_object(value, path, errors)?;
     if map.len() > MAX_ATTRIBUTES {
-        errors.push(FieldError::new(path, format!("must hold at most {MAX_ATTRIBUTES} keys")));
+        errors.push(FieldError::new(
+            path,
+            format!("must hold at most {MAX_ATTRIBUTES} keys"),
+        ));
         return None;
     }
     let before = errors.len();
@@ -197,7 +211,10 @@ fn parse_session_attributes(
     for (key, value) in map {
         let field = join_path(path, key);
         if !is_valid_custom_key(key) && !is_known_default_key(key) {
-            errors.push(FieldError::new(field, "keys match ^[A-Za-z0-9_\\-.]{1,128}$"));
+            errors.push(FieldError::new(
+                field,
+                "keys match ^[A-Za-z0-9_\\-.]{1,128}$",
+            ));
             continue;
         }
         if value.is_null() {
@@ -210,11 +227,18 @@ fn parse_session_attributes(
 }
 
 /// One segment id or an array of up to 100 of them (the `segments` of a new user).
-fn parse_segment_field(value: &Value, path: &str, errors: &mut Vec<FieldError>) -> BTreeSet<ObjectId> {
+fn parse_segment_field(
+    value: &Value,
+    path: &str,
+    errors: &mut Vec<FieldError>,
+) -> BTreeSet<ObjectId> {
     match value {
         Value::Array(items) => {
             if items.len() > MAX_BULK {
-                errors.push(FieldError::new(path, format!("must hold at most {MAX_BULK} ids")));
+                errors.push(FieldError::new(
+                    path,
+                    format!("must hold at most {MAX_BULK} ids"),
+                ));
                 return BTreeSet::new();
             }
             items
@@ -277,15 +301,20 @@ pub fn parse_new_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
 /// Returns the elements (each validated separately) and whether it was bulk.
 pub fn split_create_body(value: Value) -> Result<(Vec<Value>, bool), Vec<FieldError>> {
     match value {
-        Value::Array(items) if items.is_empty() || items.len() > MAX_BULK => Err(vec![FieldError::new(
-            "body",
-            format!("must hold 1 to {MAX_BULK} users"),
-        )]),
+        Value::Array(items) if items.is_empty() || items.len() > MAX_BULK => {
+            Err(vec![FieldError::new(
+                "body",
+                format!("must hold 1 to {MAX_BULK} users"),
+            )])
+        }
         Value::Array(items) => Ok((items, true)),
         object @ Value::Object(_) => Ok((vec![object], false)),
         other => Err(vec![FieldError::new(
             "body",
-            format!("must be a user object or an array of them, not {}", type_name(&other)),
+            format!(
+                "must be a user object or an array of them, not {}",
+                type_name(&other)
+            ),
         )]),
     }
 }
@@ -339,7 +368,10 @@ pub fn parse_ban_body(value: &Value) -> Result<bool, Vec<FieldError>> {
 
 /// The body of the `/users/{id}/segments` routes: an array of 1..100 segment
 /// ids (`[]` too when `allow_empty`, for `PUT`).
-pub fn parse_segment_ids(value: &Value, allow_empty: bool) -> Result<BTreeSet<ObjectId>, Vec<FieldError>> {
+pub fn parse_segment_ids(
+    value: &Value,
+    allow_empty: bool,
+) -> Result<BTreeSet<ObjectId>, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Value::Array(items) = value else {
         return Err(vec![FieldError::new(
@@ -359,7 +391,11 @@ pub fn parse_segment_ids(value: &Value, allow_empty: bool) -> Result<BTreeSet<Ob
         .enumerate()
         .filter_map(|(i, item)| parse_object_id(item, &i.to_string(), &mut errors))
         .collect();
-    if errors.is_empty() { Ok(ids) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(ids)
+    } else {
+        Err(errors)
+    }
 }
 
 /// The body of `POST /segments` and `PUT /segments/{id}`: `{"name": String(1,256)}`.
@@ -398,7 +434,10 @@ pub fn parse_conversation_body(value: &Value) -> Result<NewConversation, Vec<Fie
         .and_then(|v| parse_session_attributes(v, "sessionAttributes", &mut errors))
         .unwrap_or_default();
     if errors.is_empty() {
-        Ok(NewConversation { first_message, session_attributes })
+        Ok(NewConversation {
+            first_message,
+            session_attributes,
+        })
     } else {
         Err(errors)
     }
@@ -415,15 +454,20 @@ mod tests {
 
     #[test]
     fn a_minimal_user_is_accepted() {
-        let user = parse_new_user(&json!({"userId": "u1", "attributes": {"default_name": "Joe"}})).unwrap();
+        let user = parse_new_user(&json!({"userId": "u1", "attributes": {"default_name": "Joe"}}))
+            .unwrap();
         assert_eq!(user.user_id, "u1");
-        assert_eq!(user.attributes.get("default_name").map(String::as_str), Some("Joe"));
+        assert_eq!(
+            user.attributes.get("default_name").map(String::as_str),
+            Some("Joe")
+        );
         assert!(user.segments.is_empty());
     }
 
     #[test]
     fn user_id_is_generated_when_an_email_is_given() {
-        let user = parse_new_user(&json!({"attributes": {"default_email": "joe@doe.com"}})).unwrap();
+        let user =
+            parse_new_user(&json!({"attributes": {"default_email": "joe@doe.com"}})).unwrap();
         let parsed = uuid::Uuid::parse_str(&user.user_id).unwrap();
         assert_eq!(parsed.get_version_num(), 4);
     }
@@ -438,22 +482,37 @@ mod tests {
 
     #[test]
     fn user_id_length_and_type() {
-        assert!(parse_new_user(&json!({"userId": "x".repeat(256), "attributes": {"a": "1"}})).is_ok());
+        assert!(
+            parse_new_user(&json!({"userId": "x".repeat(256), "attributes": {"a": "1"}})).is_ok()
+        );
         for bad in [json!(""), json!("x".repeat(257)), json!(7), json!(null)] {
-            let errors = parse_new_user(&json!({"userId": bad, "attributes": {"a": "1"}})).unwrap_err();
+            let errors =
+                parse_new_user(&json!({"userId": bad, "attributes": {"a": "1"}})).unwrap_err();
             assert_eq!(fields(&errors), ["userId"], "{bad}");
         }
     }
 
     #[test]
     fn attributes_are_required_and_hold_1_to_99_keys() {
-        assert_eq!(fields(&parse_new_user(&json!({"userId": "u"})).unwrap_err()), ["attributes"]);
-        assert_eq!(fields(&parse_new_user(&json!({"userId": "u", "attributes": {}})).unwrap_err()), ["attributes"]);
+        assert_eq!(
+            fields(&parse_new_user(&json!({"userId": "u"})).unwrap_err()),
+            ["attributes"]
+        );
+        assert_eq!(
+            fields(&parse_new_user(&json!({"userId": "u", "attributes": {}})).unwrap_err()),
+            ["attributes"]
+        );
         let many: Map<String, Value> = (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
-        assert_eq!(fields(&parse_new_user(&json!({"userId": "u", "attributes": many})).unwrap_err()), ["attributes"]);
+        assert_eq!(
+            fields(&parse_new_user(&json!({"userId": "u", "attributes": many})).unwrap_err()),
+            ["attributes"]
+        );
         let ok: Map<String, Value> = (0..99).map(|i| (format!("k{i}"), json!("v"))).collect();
         assert!(parse_new_user(&json!({"userId": "u", "attributes": ok})).is_ok());
-        assert_eq!(fields(&parse_new_user(&json!({"userId": "u", "attributes": ["a"]})).unwrap_err()), ["attributes"]);
+        assert_eq!(
+            fields(&parse_new_user(&json!({"userId": "u", "attributes": ["a"]})).unwrap_err()),
+            ["attributes"]
+        );
     }
 
     #[test]
@@ -498,7 +557,10 @@ mod tests {
 
     #[test]
     fn nulls_on_create_are_dropped() {
-        let user = parse_new_user(&json!({"userId": "u", "attributes": {"default_name": "Joe", "default_city": null}})).unwrap();
+        let user = parse_new_user(
+            &json!({"userId": "u", "attributes": {"default_name": "Joe", "default_city": null}}),
+        )
+        .unwrap();
         assert_eq!(user.attributes.len(), 1);
     }
 
@@ -506,14 +568,23 @@ mod tests {
     fn email_shape() {
         assert!(looks_like_email("joe@doe.com"));
         assert!(looks_like_email("a@b"));
-        for bad in ["joe", "@doe.com", "joe@", "a@b@c", "joe @doe.com", "joe@doe.com\t"] {
+        for bad in [
+            "joe",
+            "@doe.com",
+            "joe@",
+            "a@b@c",
+            "joe @doe.com",
+            "joe@doe.com\t",
+        ] {
             assert!(!looks_like_email(bad), "{bad:?}");
         }
     }
 
     #[test]
     fn unknown_fields_and_wrong_shapes_are_refused() {
-        let errors = parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "banned": true})).unwrap_err();
+        let errors =
+            parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "banned": true}))
+                .unwrap_err();
         assert_eq!(fields(&errors), ["banned"]);
         assert_eq!(fields(&parse_new_user(&json!("u")).unwrap_err()), ["body"]);
     }
@@ -521,11 +592,17 @@ mod tests {
     #[test]
     fn segments_take_one_id_or_an_array() {
         let id = "5c46d514bda7873576a30c48";
-        let one = parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "segments": id})).unwrap();
+        let one = parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "segments": id}))
+            .unwrap();
         assert_eq!(one.segments.len(), 1);
-        let many = parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "segments": [id, id]})).unwrap();
+        let many =
+            parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "segments": [id, id]}))
+                .unwrap();
         assert_eq!(many.segments.len(), 1);
-        let errors = parse_new_user(&json!({"userId": "u", "attributes": {"a": "1"}, "segments": [id, "nope", 3]})).unwrap_err();
+        let errors = parse_new_user(
+            &json!({"userId": "u", "attributes": {"a": "1"}, "segments": [id, "nope", 3]}),
+        )
+        .unwrap_err();
         assert_eq!(fields(&errors), ["segments.1", "segments.2"]);
     }
 
@@ -541,19 +618,36 @@ mod tests {
 
     #[test]
     fn update_body() {
-        let patch = parse_update_body(&json!({"attributes": {"default_name": null, "plan": "pro"}})).unwrap();
+        let patch =
+            parse_update_body(&json!({"attributes": {"default_name": null, "plan": "pro"}}))
+                .unwrap();
         assert_eq!(patch.get("default_name"), Some(&None));
         assert_eq!(patch.get("plan"), Some(&Some("pro".to_owned())));
-        assert_eq!(fields(&parse_update_body(&json!({})).unwrap_err()), ["attributes"]);
-        assert_eq!(fields(&parse_update_body(&json!({"attributes": {"a": "1"}, "x": 1})).unwrap_err()), ["x"]);
+        assert_eq!(
+            fields(&parse_update_body(&json!({})).unwrap_err()),
+            ["attributes"]
+        );
+        assert_eq!(
+            fields(&parse_update_body(&json!({"attributes": {"a": "1"}, "x": 1})).unwrap_err()),
+            ["x"]
+        );
     }
 
     #[test]
     fn ban_body() {
         assert_eq!(parse_ban_body(&json!({"banned": true})), Ok(true));
         assert_eq!(parse_ban_body(&json!({"banned": false})), Ok(false));
-        for bad in [json!({}), json!({"banned": "true"}), json!({"banned": 1}), json!({"banned": null})] {
-            assert_eq!(fields(&parse_ban_body(&bad).unwrap_err()), ["banned"], "{bad}");
+        for bad in [
+            json!({}),
+            json!({"banned": "true"}),
+            json!({"banned": 1}),
+            json!({"banned": null}),
+        ] {
+            assert_eq!(
+                fields(&parse_ban_body(&bad).unwrap_err()),
+                ["banned"],
+                "{bad}"
+            );
         }
     }
 
@@ -564,19 +658,30 @@ mod tests {
         assert!(parse_segment_ids(&json!([]), false).is_err());
         assert!(parse_segment_ids(&json!([]), true).unwrap().is_empty());
         assert!(parse_segment_ids(&json!(vec![id; 101]), true).is_err());
-        assert_eq!(fields(&parse_segment_ids(&json!([id, "x"]), false).unwrap_err()), ["1"]);
+        assert_eq!(
+            fields(&parse_segment_ids(&json!([id, "x"]), false).unwrap_err()),
+            ["1"]
+        );
         assert!(parse_segment_ids(&json!({"ids": [id]}), false).is_err());
     }
 
     #[test]
     fn segment_and_conversation_bodies() {
-        assert_eq!(parse_segment_body(&json!({"name": "Leads"})), Ok("Leads".to_owned()));
+        assert_eq!(
+            parse_segment_body(&json!({"name": "Leads"})),
+            Ok("Leads".to_owned())
+        );
         assert!(parse_segment_body(&json!({"name": ""})).is_err());
         assert!(parse_segment_body(&json!({"name": "n".repeat(257)})).is_err());
         let c = parse_conversation_body(&json!({"firstMessage": "hello", "sessionAttributes": {"group-selected": "14", "old": null}})).unwrap();
         assert_eq!(c.first_message.as_deref(), Some("hello"));
         assert_eq!(c.session_attributes.get("old"), Some(&None));
-        assert!(parse_conversation_body(&json!({"firstMessage": null})).unwrap().first_message.is_none());
+        assert!(
+            parse_conversation_body(&json!({"firstMessage": null}))
+                .unwrap()
+                .first_message
+                .is_none()
+        );
         assert!(parse_conversation_body(&json!({"firstMessage": 3})).is_err());
         assert!(parse_conversation_body(&json!({"sessionAttributes": {"bad key": "x"}})).is_err());
     }

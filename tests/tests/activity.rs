@@ -8,14 +8,21 @@ use serde_json::{Value, json};
 use users_api_tests::{TestApi, assert_error, error_fields};
 
 fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect()
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[tokio::test]
 async fn recording_a_conversation_moves_count_last_seen_and_session_attributes() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let user = api.create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}})).await;
+    let user = api
+        .create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}}))
+        .await;
     let before = api.get(&format!("/users/{user}"), &token).await.body;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let uri = format!("/users/{user}/conversations");
@@ -24,7 +31,13 @@ async fn recording_a_conversation_moves_count_last_seen_and_session_attributes()
     let first_id = first.body["id"].as_str().unwrap().to_owned();
     assert_eq!(first_id.len(), 24);
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    let second = api.post(&uri, &token, json!({"firstMessage": null, "sessionAttributes": {"step": null}})).await;
+    let second = api
+        .post(
+            &uri,
+            &token,
+            json!({"firstMessage": null, "sessionAttributes": {"step": null}}),
+        )
+        .await;
     let second_id = second.body["id"].as_str().unwrap().to_owned();
 
     let details = api.get(&format!("/users/{user}"), &token).await.body;
@@ -35,7 +48,10 @@ async fn recording_a_conversation_moves_count_last_seen_and_session_attributes()
     assert_eq!(conversations[1]["firstMessage"], "hello");
     assert_eq!(conversations[0]["firstMessage"], Value::Null);
     assert_eq!(conversations[0]["date"], conversations[0]["createdAt"]);
-    assert_eq!(details["sessionAttributes"], json!({"group-selected": "14"}));
+    assert_eq!(
+        details["sessionAttributes"],
+        json!({"group-selected": "14"})
+    );
     assert!(details["lastSeen"].as_str().unwrap() > before["lastSeen"].as_str().unwrap());
     assert_eq!(details["lastSeen"], conversations[0]["date"]);
     assert_eq!(details["createdAt"], before["createdAt"]);
@@ -48,20 +64,39 @@ async fn recording_a_conversation_moves_count_last_seen_and_session_attributes()
 async fn conversation_bodies_are_validated_and_users_must_exist() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let user = api.create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}})).await;
+    let user = api
+        .create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}}))
+        .await;
     let uri = format!("/users/{user}/conversations");
     for (body, field) in [
         (json!({"firstMessage": 3}), "firstMessage"),
-        (json!({"sessionAttributes": {"bad key": "x"}}), "sessionAttributes.bad key"),
-        (json!({"sessionAttributes": {"k": 1}}), "sessionAttributes.k"),
+        (
+            json!({"sessionAttributes": {"bad key": "x"}}),
+            "sessionAttributes.bad key",
+        ),
+        (
+            json!({"sessionAttributes": {"k": 1}}),
+            "sessionAttributes.k",
+        ),
         (json!({"other": 1}), "other"),
     ] {
         let answer = api.post(&uri, &token, body).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), [field]);
     }
-    assert_eq!(api.get(&format!("/users/{user}"), &token).await.body["conversations"], json!([]));
-    assert_error(&api.post("/users/5c486eeebda7873576a379e4/conversations", &token, json!({})).await, 404);
+    assert_eq!(
+        api.get(&format!("/users/{user}"), &token).await.body["conversations"],
+        json!([])
+    );
+    assert_error(
+        &api.post(
+            "/users/5c486eeebda7873576a379e4/conversations",
+            &token,
+            json!({}),
+        )
+        .await,
+        404,
+    );
     let other = api.token("other").await;
     assert_error(&api.post(&uri, &other, json!({})).await, 404);
 }
@@ -72,21 +107,49 @@ async fn sorting_by_last_seen_follows_activity() {
     let token = api.token("acme").await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        ids.push(api.create_user(&token, json!({"userId": format!("u{i}"), "attributes": {"a": "1"}})).await);
+        ids.push(
+            api.create_user(
+                &token,
+                json!({"userId": format!("u{i}"), "attributes": {"a": "1"}}),
+            )
+            .await,
+        );
     }
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    api.post(&format!("/users/{}/conversations", ids[0]), &token, json!({})).await;
+    api.post(
+        &format!("/users/{}/conversations", ids[0]),
+        &token,
+        json!({}),
+    )
+    .await;
     let by_seen = api.get("/users?sort.field=lastSeen", &token).await.body;
-    assert_eq!(ids_of(&by_seen), [ids[0].clone(), ids[2].clone(), ids[1].clone()]);
+    assert_eq!(
+        ids_of(&by_seen),
+        [ids[0].clone(), ids[2].clone(), ids[1].clone()]
+    );
     let by_created = api.get("/users", &token).await.body;
-    assert_eq!(ids_of(&by_created), [ids[2].clone(), ids[1].clone(), ids[0].clone()]);
-    let active = api.get("/users?filters[0][field]=conversations&filters[0][operator]=gte&filters[0][value]=1", &token).await.body;
+    assert_eq!(
+        ids_of(&by_created),
+        [ids[2].clone(), ids[1].clone(), ids[0].clone()]
+    );
+    let active = api
+        .get(
+            "/users?filters[0][field]=conversations&filters[0][operator]=gte&filters[0][value]=1",
+            &token,
+        )
+        .await
+        .body;
     assert_eq!(ids_of(&active), [ids[0].clone()]);
 }
 
 /// Pages through a lastSeen listing with `limit`, recording activity on
 /// `movers` after the first page, and returns every id seen.
-async fn page_while_active(api: &TestApi, token: &str, order: &str, movers: &[String]) -> Vec<String> {
+async fn page_while_active(
+    api: &TestApi,
+    token: &str,
+    order: &str,
+    movers: &[String],
+) -> Vec<String> {
     let mut seen = Vec::new();
     let mut uri = format!("/users?sort.field=lastSeen&sort.order={order}&limit=5");
     for page in 0..100 {
@@ -95,12 +158,16 @@ async fn page_while_active(api: &TestApi, token: &str, order: &str, movers: &[St
         seen.extend(ids_of(&answer.body));
         if page == 0 {
             for mover in movers {
-                let recorded = api.post(&format!("/users/{mover}/conversations"), token, json!({})).await;
+                let recorded = api
+                    .post(&format!("/users/{mover}/conversations"), token, json!({}))
+                    .await;
                 assert_eq!(recorded.status, StatusCode::OK);
             }
         }
         match answer.body["next"].as_str() {
-            Some(next) => uri = format!("/users?sort.field=lastSeen&sort.order={order}&limit=5&after={next}"),
+            Some(next) => {
+                uri = format!("/users?sort.field=lastSeen&sort.order={order}&limit=5&after={next}")
+            }
             None => return seen,
         }
     }
@@ -114,25 +181,71 @@ async fn paging_by_last_seen_never_repeats_or_skips_while_activity_is_recorded()
         let token = api.token("acme").await;
         let mut ids = Vec::new();
         for i in 0..17 {
-            ids.push(api.create_user(&token, json!({"userId": format!("u{i}"), "attributes": {"a": "1"}})).await);
+            ids.push(
+                api.create_user(
+                    &token,
+                    json!({"userId": format!("u{i}"), "attributes": {"a": "1"}}),
+                )
+                .await,
+            );
             tokio::time::sleep(std::time::Duration::from_millis(2)).await;
         }
         // Movers: some already shown on the first page, some not yet, one twice.
-        let first_page: Vec<String> = ids_of(&api.get(&format!("/users?sort.field=lastSeen&sort.order={order}&limit=5"), &token).await.body);
-        let unseen: Vec<String> = ids.iter().filter(|id| !first_page.contains(id)).cloned().collect();
-        let movers = vec![first_page[1].clone(), unseen[0].clone(), unseen[7].clone(), unseen[7].clone(), first_page[4].clone()];
+        let first_page: Vec<String> = ids_of(
+            &api.get(
+                &format!("/users?sort.field=lastSeen&sort.order={order}&limit=5"),
+                &token,
+            )
+            .await
+            .body,
+        );
+        let unseen: Vec<String> = ids
+            .iter()
+            .filter(|id| !first_page.contains(id))
+            .cloned()
+            .collect();
+        let movers = vec![
+            first_page[1].clone(),
+            unseen[0].clone(),
+            unseen[7].clone(),
+            unseen[7].clone(),
+            first_page[4].clone(),
+        ];
         let seen = page_while_active(&api, &token, order, &movers).await;
         let unique: BTreeSet<&String> = seen.iter().collect();
         assert_eq!(unique.len(), seen.len(), "{order}: a user was repeated");
         assert_eq!(unique.len(), ids.len(), "{order}: a user was skipped");
         // Users created after paging began are not part of the snapshot.
-        let page = api.get(&format!("/users?sort.field=lastSeen&sort.order={order}&limit=5"), &token).await.body;
+        let page = api
+            .get(
+                &format!("/users?sort.field=lastSeen&sort.order={order}&limit=5"),
+                &token,
+            )
+            .await
+            .body;
         let next = page["next"].as_str().unwrap().to_owned();
-        let latecomer = api.create_user(&token, json!({"userId": "late", "attributes": {"a": "1"}})).await;
-        api.post(&format!("/users/{}/conversations", ids[3]), &token, json!({})).await;
-        let rest = api.get(&format!("/users?sort.field=lastSeen&sort.order={order}&limit=40&after={next}"), &token).await.body;
+        let latecomer = api
+            .create_user(&token, json!({"userId": "late", "attributes": {"a": "1"}}))
+            .await;
+        api.post(
+            &format!("/users/{}/conversations", ids[3]),
+            &token,
+            json!({}),
+        )
+        .await;
+        let rest = api
+            .get(
+                &format!("/users?sort.field=lastSeen&sort.order={order}&limit=40&after={next}"),
+                &token,
+            )
+            .await
+            .body;
         assert!(!ids_of(&rest).contains(&latecomer), "{order}");
-        assert_eq!(ids_of(&page).len() + ids_of(&rest).len(), ids.len(), "{order}");
+        assert_eq!(
+            ids_of(&page).len() + ids_of(&rest).len(),
+            ids.len(),
+            "{order}"
+        );
     }
 }
 
@@ -141,13 +254,27 @@ async fn a_last_seen_cursor_is_not_a_created_at_cursor() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     for i in 0..3 {
-        api.create_user(&token, json!({"userId": format!("u{i}"), "attributes": {"a": "1"}})).await;
+        api.create_user(
+            &token,
+            json!({"userId": format!("u{i}"), "attributes": {"a": "1"}}),
+        )
+        .await;
     }
-    let page = api.get("/users?sort.field=lastSeen&limit=1", &token).await.body;
+    let page = api
+        .get("/users?sort.field=lastSeen&limit=1", &token)
+        .await
+        .body;
     let cursor = page["next"].as_str().unwrap();
     let answer = api.get(&format!("/users?after={cursor}"), &token).await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["after"]);
     let other = api.token("other").await;
-    assert_error(&api.get(&format!("/users?sort.field=lastSeen&after={cursor}"), &other).await, 400);
+    assert_error(
+        &api.get(
+            &format!("/users?sort.field=lastSeen&after={cursor}"),
+            &other,
+        )
+        .await,
+        400,
+    );
 }

@@ -20,13 +20,30 @@ async fn requests_without_a_valid_token_are_401() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     assert_error(&api.call(Method::GET, "/users", None, None).await, 401);
-    assert_error(&api.call(Method::GET, "/users", Some("uat_unknown"), None).await, 401);
-    let malformed = Request::get("/users").header("authorization", format!("Basic {token}")).body(Body::empty()).unwrap();
+    assert_error(
+        &api.call(Method::GET, "/users", Some("uat_unknown"), None)
+            .await,
+        401,
+    );
+    let malformed = Request::get("/users")
+        .header("authorization", format!("Basic {token}"))
+        .body(Body::empty())
+        .unwrap();
     assert_error(&api.send(malformed).await, 401);
-    let bare = Request::get("/users").header("authorization", token.clone()).body(Body::empty()).unwrap();
+    let bare = Request::get("/users")
+        .header("authorization", token.clone())
+        .body(Body::empty())
+        .unwrap();
     assert_error(&api.send(bare).await, 401);
     // Unauthenticated writes change nothing.
-    let answer = api.call(Method::POST, "/users", None, Some(json!({"userId": "u", "attributes": {"a": "1"}}))).await;
+    let answer = api
+        .call(
+            Method::POST,
+            "/users",
+            None,
+            Some(json!({"userId": "u", "attributes": {"a": "1"}})),
+        )
+        .await;
     assert_error(&answer, 401);
     assert_eq!(api.get("/users", &token).await.body["count"], 0);
     assert_eq!(api.get("/users", &token).await.status, StatusCode::OK);
@@ -46,7 +63,14 @@ async fn revoked_tokens_stop_working() {
 async fn tokens_are_stored_only_as_their_hash() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let scan = api.store.client().scan().table_name(api.store.table()).send().await.unwrap();
+    let scan = api
+        .store
+        .client()
+        .scan()
+        .table_name(api.store.table())
+        .send()
+        .await
+        .unwrap();
     let dump = format!("{:?}", scan.items());
     assert!(!dump.contains(&token), "the plain token is stored");
     assert!(dump.contains(&shared::store::hash_token(&token)));
@@ -75,14 +99,22 @@ async fn an_unreachable_database_is_503_with_retry_after_and_no_sdk_text() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     drop(listener);
-    let store = shared::store::Store::new(shared::engine::local_client(&format!("http://127.0.0.1:{port}")), "t");
+    let store = shared::store::Store::new(
+        shared::engine::local_client(&format!("http://127.0.0.1:{port}")),
+        "t",
+    );
     let app = users_function::router(shared::http::AppState::new(store));
     let mut request = Request::get("/users").body(Body::empty()).unwrap();
-    request.extensions_mut().insert(shared::http::with_account(&shared::model::AccountId::parse("acme").unwrap()));
+    request.extensions_mut().insert(shared::http::with_account(
+        &shared::model::AccountId::parse("acme").unwrap(),
+    ));
     let response = tower::ServiceExt::oneshot(app, request).await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(response.headers().contains_key("retry-after"));
-    let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     let text = String::from_utf8_lossy(&body);
     assert!(text.contains(r#""code":503"#), "{text}");
     assert!(!text.to_lowercase().contains("dispatch"), "{text}");
@@ -94,10 +126,35 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_the_envelope() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     assert_error(&api.get("/nothing-here", &token).await, 404);
-    assert_error(&api.get("/users/5c486eeebda7873576a379e4/nothing", &token).await, 404);
-    assert_error(&api.call(Method::PATCH, "/users", Some(&token), None).await, 405);
-    assert_error(&api.call(Method::POST, "/users/5c486eeebda7873576a379e4", Some(&token), Some(json!({}))).await, 405);
-    assert_error(&api.call(Method::GET, "/users/5c486eeebda7873576a379e4/ban", Some(&token), None).await, 405);
+    assert_error(
+        &api.get("/users/5c486eeebda7873576a379e4/nothing", &token)
+            .await,
+        404,
+    );
+    assert_error(
+        &api.call(Method::PATCH, "/users", Some(&token), None).await,
+        405,
+    );
+    assert_error(
+        &api.call(
+            Method::POST,
+            "/users/5c486eeebda7873576a379e4",
+            Some(&token),
+            Some(json!({})),
+        )
+        .await,
+        405,
+    );
+    assert_error(
+        &api.call(
+            Method::GET,
+            "/users/5c486eeebda7873576a379e4/ban",
+            Some(&token),
+            None,
+        )
+        .await,
+        405,
+    );
 }
 
 #[tokio::test]
@@ -149,7 +206,12 @@ async fn bodies_that_are_not_json_are_415_and_malformed_json_is_400() {
         .unwrap();
     let answer = api.send(broken).await;
     assert_error(&answer, 400);
-    assert!(answer.body["status"]["message"].as_str().unwrap().contains("JSON"));
+    assert!(
+        answer.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("JSON")
+    );
     let empty = Request::put("/users/5c486eeebda7873576a379e4/ban")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
@@ -163,15 +225,42 @@ async fn bodies_that_are_not_json_are_415_and_malformed_json_is_400() {
 async fn malformed_path_ids_are_400_and_unknown_ids_404() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    for bad in ["abc", "5C486EEEBDA7873576A379E4", "5c486eeebda7873576a379e", "5c486eeebda7873576a379e4a"] {
+    for bad in [
+        "abc",
+        "5C486EEEBDA7873576A379E4",
+        "5c486eeebda7873576a379e",
+        "5c486eeebda7873576a379e4a",
+    ] {
         let answer = api.get(&format!("/users/{bad}"), &token).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), ["id"]);
     }
-    assert_error(&api.get("/users/5c486eeebda7873576a379e4", &token).await, 404);
-    assert_error(&api.put("/users/5c486eeebda7873576a379e4", &token, json!({"attributes": {"a": "1"}})).await, 404);
-    assert_error(&api.put("/users/5c486eeebda7873576a379e4/ban", &token, json!({"banned": true})).await, 404);
-    assert_error(&api.delete("/users/5c486eeebda7873576a379e4", &token).await, 404);
+    assert_error(
+        &api.get("/users/5c486eeebda7873576a379e4", &token).await,
+        404,
+    );
+    assert_error(
+        &api.put(
+            "/users/5c486eeebda7873576a379e4",
+            &token,
+            json!({"attributes": {"a": "1"}}),
+        )
+        .await,
+        404,
+    );
+    assert_error(
+        &api.put(
+            "/users/5c486eeebda7873576a379e4/ban",
+            &token,
+            json!({"banned": true}),
+        )
+        .await,
+        404,
+    );
+    assert_error(
+        &api.delete("/users/5c486eeebda7873576a379e4", &token).await,
+        404,
+    );
 }
 
 #[tokio::test]
@@ -196,7 +285,13 @@ async fn request_ids_are_echoed_or_made() {
 async fn success_envelopes_have_the_reference_timestamp_format() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let answer = api.post("/users", &token, json!({"userId": "u", "attributes": {"default_name": "Joe"}})).await;
+    let answer = api
+        .post(
+            "/users",
+            &token,
+            json!({"userId": "u", "attributes": {"default_name": "Joe"}}),
+        )
+        .await;
     let envelope = &answer.body[0];
     let ts = envelope["timestamp"].as_str().unwrap();
     assert_eq!(ts.len(), "2018-01-19T11:55:07.552Z".len());

@@ -9,20 +9,40 @@ use shared::model::AccountId;
 use users_api_tests::{SeedUser, TestApi, assert_error, error_fields, seed_users};
 
 /// Creates `n` users in order (one bulk request per 100) and returns their ids in creation order.
-async fn seed(api: &TestApi, token: &str, n: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
+async fn seed(
+    api: &TestApi,
+    token: &str,
+    n: usize,
+    attributes: impl Fn(usize) -> Value,
+) -> Vec<String> {
     let mut ids = Vec::new();
     let all: Vec<usize> = (0..n).collect();
     for chunk in all.chunks(100) {
-        let users: Vec<Value> = chunk.iter().map(|&i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)})).collect();
+        let users: Vec<Value> = chunk
+            .iter()
+            .map(|&i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)}))
+            .collect();
         let answer = api.post("/users", token, json!(users)).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        ids.extend(answer.body.as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+        ids.extend(
+            answer
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
     }
     ids
 }
 
 fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"].as_array().unwrap().iter().map(|u| u["id"].as_str().unwrap().to_owned()).collect()
+    answer["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// Pages through `uri` (which has no `after`) and returns every id, in order.
@@ -37,7 +57,10 @@ async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
         };
         let answer = api.get(&page_uri, token).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        assert_eq!(answer.body["count"].as_u64().unwrap() as usize, answer.body["data"].as_array().unwrap().len());
+        assert_eq!(
+            answer.body["count"].as_u64().unwrap() as usize,
+            answer.body["data"].as_array().unwrap().len()
+        );
         all.extend(ids_of(&answer.body));
         match answer.body["next"].as_str() {
             Some(next) => after = Some(next.to_owned()),
@@ -51,7 +74,13 @@ async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
 async fn default_order_is_newest_first_and_pages_never_repeat_or_skip() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let ids = seed(&api, &token, 95, |i| json!({"default_name": format!("n{i}")})).await;
+    let ids = seed(
+        &api,
+        &token,
+        95,
+        |i| json!({"default_name": format!("n{i}")}),
+    )
+    .await;
     let first = api.get("/users", &token).await.body;
     assert_eq!(first["count"], 40, "limit defaults to 40");
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
@@ -61,7 +90,13 @@ async fn default_order_is_newest_first_and_pages_never_repeat_or_skip() {
     let oldest_first = page_all(&api, &token, "/users?sort.order=asc&limit=40").await;
     assert_eq!(oldest_first, ids);
     // Clients that page with the last id of a full page keep working.
-    let page = api.get(&format!("/users?limit=40&after={}", newest_first[39]), &token).await.body;
+    let page = api
+        .get(
+            &format!("/users?limit=40&after={}", newest_first[39]),
+            &token,
+        )
+        .await
+        .body;
     assert_eq!(ids_of(&page), newest_first[40..80]);
 }
 
@@ -82,12 +117,28 @@ async fn sort_parameters_in_dot_and_bracket_form() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let ids = seed(&api, &token, 5, |_| json!({"a": "1"})).await;
-    let dot = api.get("/users?sort.field=createdAt&sort.order=asc", &token).await.body;
-    let bracket = api.get("/users?sort%5Bfield%5D=createdAt&sort%5Border%5D=asc", &token).await.body;
+    let dot = api
+        .get("/users?sort.field=createdAt&sort.order=asc", &token)
+        .await
+        .body;
+    let bracket = api
+        .get(
+            "/users?sort%5Bfield%5D=createdAt&sort%5Border%5D=asc",
+            &token,
+        )
+        .await
+        .body;
     assert_eq!(ids_of(&dot), ids);
     assert_eq!(ids_of(&bracket), ids);
-    let raw_bracket = api.get("/users?sort[field]=lastSeen&sort[order]=asc", &token).await.body;
-    assert_eq!(ids_of(&raw_bracket), ids, "lastSeen equals createdAt for new users");
+    let raw_bracket = api
+        .get("/users?sort[field]=lastSeen&sort[order]=asc", &token)
+        .await
+        .body;
+    assert_eq!(
+        ids_of(&raw_bracket),
+        ids,
+        "lastSeen equals createdAt for new users"
+    );
 }
 
 #[tokio::test]
@@ -107,21 +158,38 @@ async fn bad_list_parameters_are_400_naming_them() {
     ] {
         let answer = api.get(&format!("/users?{query}"), &token).await;
         assert_error(&answer, 400);
-        assert!(error_fields(&answer).iter().any(|f| f == field), "{query}: {:?}", error_fields(&answer));
+        assert!(
+            error_fields(&answer).iter().any(|f| f == field),
+            "{query}: {:?}",
+            error_fields(&answer)
+        );
     }
-    let answer = api.get("/users?after=5c486eeebda7873576a379e4", &token).await;
+    let answer = api
+        .get("/users?after=5c486eeebda7873576a379e4", &token)
+        .await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["after"]);
     let gt_on_banned = r#"/users?filters=[{"field":"banned","operator":"gt","value":true}]"#;
-    assert_error(&api.get(&gt_on_banned.replace('"', "%22"), &token).await, 400);
-    let six: Vec<Value> = (0..6).map(|_| json!({"field": "default_name", "operator": "exists"})).collect();
+    assert_error(
+        &api.get(&gt_on_banned.replace('"', "%22"), &token).await,
+        400,
+    );
+    let six: Vec<Value> = (0..6)
+        .map(|_| json!({"field": "default_name", "operator": "exists"}))
+        .collect();
     let uri = format!("/users?filters={}", urlencode(&json!(six).to_string()));
     assert_error(&api.get(&uri, &token).await, 400);
 }
 
 fn urlencode(text: &str) -> String {
     text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 
@@ -129,7 +197,13 @@ fn urlencode(text: &str) -> String {
 async fn filters_in_json_and_bracket_form_agree() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let ids = seed(&api, &token, 6, |i| json!({"default_country": if i % 2 == 0 { "PL" } else { "DE" }})).await;
+    let ids = seed(
+        &api,
+        &token,
+        6,
+        |i| json!({"default_country": if i % 2 == 0 { "PL" } else { "DE" }}),
+    )
+    .await;
     let json_form = format!(
         "/users?sort.order=asc&filters={}",
         urlencode(r#"[{"field":"default_country","operator":"eq","value":"PL"}]"#)
@@ -150,8 +224,14 @@ async fn match_any_and_all() {
     })
     .await;
     let base = "/users?sort.order=asc&filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL&filters[1][field]=default_language&filters[1][operator]=eq&filters[1][value]=pl";
-    assert_eq!(ids_of(&api.get(base, &token).await.body), vec![ids[0].clone()]);
-    assert_eq!(ids_of(&api.get(&format!("{base}&match=all"), &token).await.body), vec![ids[0].clone()]);
+    assert_eq!(
+        ids_of(&api.get(base, &token).await.body),
+        vec![ids[0].clone()]
+    );
+    assert_eq!(
+        ids_of(&api.get(&format!("{base}&match=all"), &token).await.body),
+        vec![ids[0].clone()]
+    );
     assert_eq!(
         ids_of(&api.get(&format!("{base}&match=any"), &token).await.body),
         vec![ids[0].clone(), ids[1].clone(), ids[2].clone()]
@@ -168,7 +248,10 @@ async fn store_filters_agree_with_the_reference_evaluator() {
     seed(&api, &token, 24, |i| {
         let mut attributes = serde_json::Map::new();
         if i % 3 != 0 {
-            attributes.insert("default_city".into(), json!(["Paris", "Par", "Berlin", "paris"][i % 4]));
+            attributes.insert(
+                "default_city".into(),
+                json!(["Paris", "Par", "Berlin", "paris"][i % 4]),
+            );
         }
         if i % 4 != 1 {
             attributes.insert("tier-level".into(), json!(format!("t{}", i % 5)));
@@ -177,7 +260,12 @@ async fn store_filters_agree_with_the_reference_evaluator() {
         Value::Object(attributes)
     })
     .await;
-    let everyone = api.store.list_users(&account, &ListQuery::parse(Some("limit=40")).unwrap()).await.unwrap().users;
+    let everyone = api
+        .store
+        .list_users(&account, &ListQuery::parse(Some("limit=40")).unwrap())
+        .await
+        .unwrap()
+        .users;
     assert_eq!(everyone.len(), 24);
     let queries = [
         "filters[0][field]=default_city&filters[0][operator]=eq&filters[0][value]=Paris",
@@ -201,7 +289,11 @@ async fn store_filters_agree_with_the_reference_evaluator() {
     ];
     for query in queries {
         let parsed = ListQuery::parse(Some(&format!("limit=40&{query}"))).unwrap();
-        let expected: Vec<String> = everyone.iter().filter(|u| parsed.filters.matches(u)).map(|u| u.id.to_string()).collect();
+        let expected: Vec<String> = everyone
+            .iter()
+            .filter(|u| parsed.filters.matches(u))
+            .map(|u| u.id.to_string())
+            .collect();
         let answer = api.get(&format!("/users?limit=40&{query}"), &token).await;
         assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.text);
         assert_eq!(ids_of(&answer.body), expected, "{query}");
@@ -209,7 +301,11 @@ async fn store_filters_agree_with_the_reference_evaluator() {
 }
 
 /// `count` users loaded straight into the table, with `attributes(i)`.
-async fn bulk_seed(api: &TestApi, count: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
+async fn bulk_seed(
+    api: &TestApi,
+    count: usize,
+    attributes: impl Fn(usize) -> Value,
+) -> Vec<String> {
     let users = (0..count)
         .map(|i| SeedUser {
             user_id: format!("user-{i:05}"),
@@ -225,11 +321,24 @@ async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let n = shared::store::READ_BUDGET + 300;
-    let ids = bulk_seed(&api, n, |i| json!({"default_country": if i == 5 || i == n - 3 { "PL" } else { "DE" }})).await;
-    let uri = "/users?filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
+    let ids = bulk_seed(
+        &api,
+        n,
+        |i| json!({"default_country": if i == 5 || i == n - 3 { "PL" } else { "DE" }}),
+    )
+    .await;
+    let uri =
+        "/users?filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
     let first = api.get(uri, &token).await.body;
-    assert_eq!(ids_of(&first), vec![ids[n - 3].clone()], "the newest match is on the first page");
-    assert!(first["next"].is_string(), "the budget ran out before the end: {first}");
+    assert_eq!(
+        ids_of(&first),
+        vec![ids[n - 3].clone()],
+        "the newest match is on the first page"
+    );
+    assert!(
+        first["next"].is_string(),
+        "the budget ran out before the end: {first}"
+    );
     let all = page_all(&api, &token, uri).await;
     assert_eq!(all, vec![ids[n - 3].clone(), ids[5].clone()]);
 }
@@ -238,14 +347,25 @@ async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
 async fn equality_on_user_id_and_email_is_answered_from_an_index() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let ids = bulk_seed(&api, 300, |i| json!({"default_email": format!("user{}@example.com", i % 150)})).await;
+    let ids = bulk_seed(
+        &api,
+        300,
+        |i| json!({"default_email": format!("user{}@example.com", i % 150)}),
+    )
+    .await;
     let reads_before = api.store.items_read();
     let by_email = api
         .get("/users?sort.order=asc&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=user7@example.com", &token)
         .await
         .body;
     assert_eq!(ids_of(&by_email), vec![ids[7].clone(), ids[157].clone()]);
-    let by_user_id = api.get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042", &token).await.body;
+    let by_user_id = api
+        .get(
+            "/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042",
+            &token,
+        )
+        .await
+        .body;
     assert_eq!(ids_of(&by_user_id), vec![ids[42].clone()]);
     let read = api.store.items_read() - reads_before;
     assert!(read < 20, "index lookups read {read} items");
@@ -261,12 +381,31 @@ async fn equality_on_user_id_and_email_is_answered_from_an_index() {
 async fn email_index_follows_updates() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let id = api.create_user(&token, json!({"userId": "u", "attributes": {"default_email": "old@x.io"}})).await;
-    api.put(&format!("/users/{id}"), &token, json!({"attributes": {"default_email": "new@x.io"}})).await;
-    let query = |email: &str| format!("/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]={email}");
+    let id = api
+        .create_user(
+            &token,
+            json!({"userId": "u", "attributes": {"default_email": "old@x.io"}}),
+        )
+        .await;
+    api.put(
+        &format!("/users/{id}"),
+        &token,
+        json!({"attributes": {"default_email": "new@x.io"}}),
+    )
+    .await;
+    let query = |email: &str| {
+        format!(
+            "/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]={email}"
+        )
+    };
     assert_eq!(api.get(&query("old@x.io"), &token).await.body["count"], 0);
     assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 1);
-    api.put(&format!("/users/{id}"), &token, json!({"attributes": {"default_email": null}})).await;
+    api.put(
+        &format!("/users/{id}"),
+        &token,
+        json!({"attributes": {"default_email": null}}),
+    )
+    .await;
     assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 0);
 }
 

@@ -40,7 +40,14 @@ async fn create_answers_an_array_of_envelopes_and_details_show_the_user() {
     assert_eq!(created.len(), "2019-01-23 13:32:30.163Z".len());
     assert_eq!(&created[10..11], " ");
     // Attribute keys keep the documented order: the 13 defaults first, then custom keys.
-    let order: Vec<&str> = details.text.split("\"attributes\":{").nth(1).unwrap().split(',').take(2).collect();
+    let order: Vec<&str> = details
+        .text
+        .split("\"attributes\":{")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .take(2)
+        .collect();
     assert!(order[0].starts_with("\"default_email\""), "{order:?}");
     assert!(order[1].starts_with("\"default_name\""), "{order:?}");
 }
@@ -49,7 +56,9 @@ async fn create_answers_an_array_of_envelopes_and_details_show_the_user() {
 async fn user_id_defaults_to_a_uuid_when_an_email_is_given() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let id = api.create_user(&token, json!({"attributes": {"default_email": "a@b.c"}})).await;
+    let id = api
+        .create_user(&token, json!({"attributes": {"default_email": "a@b.c"}}))
+        .await;
     let details = api.get(&format!("/users/{id}"), &token).await;
     let user_id = details.body["userId"].as_str().unwrap();
     assert_eq!(user_id.len(), 36);
@@ -66,11 +75,27 @@ async fn invalid_users_are_400_naming_every_field_and_store_nothing() {
     assert_error(&answer, 400);
     let mut fields = error_fields(&answer);
     fields.sort();
-    assert_eq!(fields, ["attributes.default_colour", "attributes.default_email", "extra", "userId"]);
+    assert_eq!(
+        fields,
+        [
+            "attributes.default_colour",
+            "attributes.default_email",
+            "extra",
+            "userId"
+        ]
+    );
     assert!(answer.body.get("id").is_none());
-    let answer = api.post("/users", &token, json!({"attributes": {"default_name": "x"}})).await;
+    let answer = api
+        .post(
+            "/users",
+            &token,
+            json!({"attributes": {"default_name": "x"}}),
+        )
+        .await;
     assert_eq!(error_fields(&answer), ["userId"]);
-    let answer = api.post("/users", &token, json!({"userId": "u", "attributes": {}})).await;
+    let answer = api
+        .post("/users", &token, json!({"userId": "u", "attributes": {}}))
+        .await;
     assert_eq!(error_fields(&answer), ["attributes"]);
     let answer = api.post("/users", &token, json!("u")).await;
     assert_error(&answer, 400);
@@ -99,7 +124,9 @@ async fn concurrent_creates_with_one_user_id_make_exactly_one_user() {
     for _ in 0..8 {
         let api = api.clone();
         let token = token.clone();
-        tasks.push(tokio::spawn(async move { api.post("/users", &token, user("racer")).await }));
+        tasks.push(tokio::spawn(async move {
+            api.post("/users", &token, user("racer")).await
+        }));
     }
     let mut created = Vec::new();
     let mut conflicts = Vec::new();
@@ -113,7 +140,10 @@ async fn concurrent_creates_with_one_user_id_make_exactly_one_user() {
     }
     assert_eq!(created.len(), 1, "exactly one create succeeds");
     assert_eq!(conflicts.len(), 7);
-    assert!(conflicts.iter().all(|id| *id == created[0]), "every 409 names the winner");
+    assert!(
+        conflicts.iter().all(|id| *id == created[0]),
+        "every 409 names the winner"
+    );
     let list = api.get("/users", &token).await;
     assert_eq!(list.body["count"], 1);
 }
@@ -122,7 +152,9 @@ async fn concurrent_creates_with_one_user_id_make_exactly_one_user() {
 async fn bulk_create_answers_200_when_all_succeed() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let answer = api.post("/users", &token, json!([user("a"), user("b"), user("c")])).await;
+    let answer = api
+        .post("/users", &token, json!([user("a"), user("b"), user("c")]))
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let envelopes = answer.body.as_array().unwrap();
     assert_eq!(envelopes.len(), 3);
@@ -140,9 +172,15 @@ async fn bulk_create_answers_207_with_each_elements_status_and_keeps_the_good_on
         .await;
     assert_eq!(answer.status, StatusCode::MULTI_STATUS, "{}", answer.text);
     let envelopes = answer.body.as_array().unwrap();
-    let codes: Vec<u64> = envelopes.iter().map(|e| e["status"]["code"].as_u64().unwrap()).collect();
+    let codes: Vec<u64> = envelopes
+        .iter()
+        .map(|e| e["status"]["code"].as_u64().unwrap())
+        .collect();
     assert_eq!(codes, [200, 400, 409, 200]);
-    assert_eq!(envelopes[1]["status"]["errors"][0]["field"], "attributes.default_x");
+    assert_eq!(
+        envelopes[1]["status"]["errors"][0]["field"],
+        "attributes.default_x"
+    );
     assert_eq!(envelopes[2]["id"], existing);
     assert_eq!(envelopes[1]["status"]["type"], "error");
     assert_eq!(api.get("/users", &token).await.body["count"], 3);
@@ -157,7 +195,10 @@ async fn bulk_bodies_hold_1_to_100_users() {
     assert_error(&api.post("/users", &token, json!(too_many)).await, 400);
     assert_eq!(api.get("/users", &token).await.body["count"], 0);
     let hundred: Vec<Value> = (0..100).map(|i| user(&format!("u{i}"))).collect();
-    assert_eq!(api.post("/users", &token, json!(hundred)).await.status, StatusCode::OK);
+    assert_eq!(
+        api.post("/users", &token, json!(hundred)).await.status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -168,7 +209,13 @@ async fn update_sets_unsets_and_leaves_other_keys_alone() {
         .create_user(&token, json!({"userId": "u", "attributes": {"default_name": "Joe", "default_city": "Paris", "plan": "free"}}))
         .await;
     let before = api.get(&format!("/users/{id}"), &token).await.body;
-    let answer = api.put(&format!("/users/{id}"), &token, json!({"attributes": {"default_city": null, "plan": "pro", "team": "a"}})).await;
+    let answer = api
+        .put(
+            &format!("/users/{id}"),
+            &token,
+            json!({"attributes": {"default_city": null, "plan": "pro", "team": "a"}}),
+        )
+        .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert!(answer.body.get("id").is_none());
     assert_eq!(answer.body["status"]["code"], 200);
@@ -177,18 +224,29 @@ async fn update_sets_unsets_and_leaves_other_keys_alone() {
     assert_eq!(after["attributes"]["default_city"], Value::Null);
     assert_eq!(after["attributes"]["plan"], "pro");
     assert_eq!(after["attributes"]["team"], "a");
-    assert_eq!(after["lastSeen"], before["lastSeen"], "updates do not touch lastSeen");
+    assert_eq!(
+        after["lastSeen"], before["lastSeen"],
+        "updates do not touch lastSeen"
+    );
 }
 
 #[tokio::test]
 async fn update_refuses_bad_input_and_changes_nothing() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let id = api.create_user(&token, json!({"userId": "u", "attributes": {"default_name": "Joe"}})).await;
+    let id = api
+        .create_user(
+            &token,
+            json!({"userId": "u", "attributes": {"default_name": "Joe"}}),
+        )
+        .await;
     let uri = format!("/users/{id}");
     let before = api.get(&uri, &token).await.body;
     for (body, field) in [
-        (json!({"attributes": {"default_name": "n".repeat(257), "plan": "pro"}}), "attributes.default_name"),
+        (
+            json!({"attributes": {"default_name": "n".repeat(257), "plan": "pro"}}),
+            "attributes.default_name",
+        ),
         (json!({"attributes": {}}), "attributes"),
         (json!({}), "attributes"),
         (json!({"attributes": {"a": 1}}), "attributes.a"),
@@ -205,19 +263,32 @@ async fn update_refuses_bad_input_and_changes_nothing() {
 async fn a_user_holds_at_most_99_attributes() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let first: serde_json::Map<String, Value> = (0..60).map(|i| (format!("a{i}"), json!("v"))).collect();
-    let id = api.create_user(&token, json!({"userId": "u", "attributes": first})).await;
+    let first: serde_json::Map<String, Value> =
+        (0..60).map(|i| (format!("a{i}"), json!("v"))).collect();
+    let id = api
+        .create_user(&token, json!({"userId": "u", "attributes": first}))
+        .await;
     let uri = format!("/users/{id}");
-    let more: serde_json::Map<String, Value> = (0..40).map(|i| (format!("b{i}"), json!("v"))).collect();
+    let more: serde_json::Map<String, Value> =
+        (0..40).map(|i| (format!("b{i}"), json!("v"))).collect();
     let answer = api.put(&uri, &token, json!({"attributes": more})).await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["attributes"]);
     let details = api.get(&uri, &token).await.body;
-    assert!(details["attributes"].get("b0").is_none(), "nothing was written");
+    assert!(
+        details["attributes"].get("b0").is_none(),
+        "nothing was written"
+    );
     // Unsetting one while adding 39 fits exactly.
-    let mut fits: serde_json::Map<String, Value> = (0..39).map(|i| (format!("b{i}"), json!("v"))).collect();
+    let mut fits: serde_json::Map<String, Value> =
+        (0..39).map(|i| (format!("b{i}"), json!("v"))).collect();
     fits.insert("a0".into(), Value::Null);
-    assert_eq!(api.put(&uri, &token, json!({"attributes": fits})).await.status, StatusCode::OK);
+    assert_eq!(
+        api.put(&uri, &token, json!({"attributes": fits}))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
@@ -229,13 +300,27 @@ async fn ban_and_unban() {
     let answer = api.put(&uri, &token, json!({"banned": true})).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["status"]["code"], 200);
-    assert_eq!(api.get(&format!("/users/{id}"), &token).await.body["banned"], true);
+    assert_eq!(
+        api.get(&format!("/users/{id}"), &token).await.body["banned"],
+        true
+    );
     api.put(&uri, &token, json!({"banned": false})).await;
-    assert_eq!(api.get(&format!("/users/{id}"), &token).await.body["banned"], false);
-    for bad in [json!({}), json!({"banned": "true"}), json!({"banned": null}), json!([true])] {
+    assert_eq!(
+        api.get(&format!("/users/{id}"), &token).await.body["banned"],
+        false
+    );
+    for bad in [
+        json!({}),
+        json!({"banned": "true"}),
+        json!({"banned": null}),
+        json!([true]),
+    ] {
         assert_error(&api.put(&uri, &token, bad).await, 400);
     }
-    assert_eq!(api.get(&format!("/users/{id}"), &token).await.body["banned"], false);
+    assert_eq!(
+        api.get(&format!("/users/{id}"), &token).await.body["banned"],
+        false
+    );
 }
 
 #[tokio::test]
@@ -261,11 +346,23 @@ async fn accounts_never_see_each_others_users() {
     let id = api.create_user(&alice, user("shared-id")).await;
     let uri = format!("/users/{id}");
     assert_error(&api.get(&uri, &bob).await, 404);
-    assert_error(&api.put(&uri, &bob, json!({"attributes": {"a": "1"}})).await, 404);
-    assert_error(&api.put(&format!("{uri}/ban"), &bob, json!({"banned": true})).await, 404);
+    assert_error(
+        &api.put(&uri, &bob, json!({"attributes": {"a": "1"}})).await,
+        404,
+    );
+    assert_error(
+        &api.put(&format!("{uri}/ban"), &bob, json!({"banned": true}))
+            .await,
+        404,
+    );
     assert_error(&api.delete(&uri, &bob).await, 404);
     assert_eq!(api.get("/users", &bob).await.body["count"], 0);
-    let filtered = api.get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=shared-id", &bob).await;
+    let filtered = api
+        .get(
+            "/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=shared-id",
+            &bob,
+        )
+        .await;
     assert_eq!(filtered.body["count"], 0);
     assert_error(&api.get(&format!("/users?after={id}"), &bob).await, 400);
     // The same userId is free in another account.
@@ -283,12 +380,32 @@ async fn list_shows_the_reference_fields_in_order() {
     api.create_user(&token, json!({"userId": "u", "attributes": {"default_email": "joe@doe.com", "default_name": "Joe"}})).await;
     let answer = api.get("/users", &token).await;
     assert_eq!(answer.status, StatusCode::OK);
-    assert!(answer.text.starts_with(r#"{"data":[{"id":"#), "{}", answer.text);
+    assert!(
+        answer.text.starts_with(r#"{"data":[{"id":"#),
+        "{}",
+        answer.text
+    );
     assert_eq!(answer.body["count"], 1);
     assert_eq!(answer.body["next"], Value::Null);
     let user = &answer.body["data"][0];
-    let keys: BTreeSet<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(keys, BTreeSet::from(["id", "userId", "banned", "attributes", "conversations", "createdAt", "lastSeen"]));
+    let keys: BTreeSet<&str> = user
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "id",
+            "userId",
+            "banned",
+            "attributes",
+            "conversations",
+            "createdAt",
+            "lastSeen"
+        ])
+    );
     assert_eq!(user["conversations"], 0);
     assert_eq!(user["attributes"].as_object().unwrap().len(), 13);
 }

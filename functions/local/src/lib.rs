@@ -48,13 +48,17 @@ pub async fn connect(
     reuse_running: bool,
 ) -> Result<(Store, Backend), ApiError> {
     if let Some(endpoint) = endpoint {
-        return Ok((Store::from_env(Some(endpoint), table).await, Backend::Remote));
+        return Ok((
+            Store::from_env(Some(endpoint), table).await,
+            Backend::Remote,
+        ));
     }
     if reuse_running && let Some(endpoint) = running_engine(data_dir).await {
         return Ok((Store::new(local_client(&endpoint), table), Backend::Remote));
     }
-    std::fs::create_dir_all(data_dir)
-        .map_err(|e| ApiError::Internal(format!("create data directory {}: {e}", data_dir.display())))?;
+    std::fs::create_dir_all(data_dir).map_err(|e| {
+        ApiError::Internal(format!("create data directory {}: {e}", data_dir.display()))
+    })?;
     let engine = EmbeddedEngine::start(Some(&data_dir.join(DATABASE_FILE))).await?;
     let store = Store::new(local_client(engine.endpoint()), table);
     Ok((store, Backend::Embedded(engine)))
@@ -62,9 +66,16 @@ pub async fn connect(
 
 /// The endpoint of a live engine announced in `data_dir`, if any.
 async fn running_engine(data_dir: &Path) -> Option<String> {
-    let endpoint = std::fs::read_to_string(data_dir.join(ENGINE_FILE)).ok()?.trim().to_owned();
+    let endpoint = std::fs::read_to_string(data_dir.join(ENGINE_FILE))
+        .ok()?
+        .trim()
+        .to_owned();
     let address = endpoint.strip_prefix("http://")?.to_owned();
-    let probe = tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(address)).await;
+    let probe = tokio::time::timeout(
+        Duration::from_secs(1),
+        tokio::net::TcpStream::connect(address),
+    )
+    .await;
     matches!(probe, Ok(Ok(_))).then_some(endpoint)
 }
 

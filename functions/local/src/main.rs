@@ -9,10 +9,18 @@ use shared::model::AccountId;
 use users_api::{Backend, announce, app, connect};
 
 #[derive(Parser)]
-#[command(name = "users-api", about = "The Users API, locally: server and admin commands")]
+#[command(
+    name = "users-api",
+    about = "The Users API, locally: server and admin commands"
+)]
 struct Cli {
     /// Directory of the embedded engine's database file.
-    #[arg(long, env = "USERS_API_DATA_DIR", default_value = "data", global = true)]
+    #[arg(
+        long,
+        env = "USERS_API_DATA_DIR",
+        default_value = "data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Use this DynamoDB endpoint instead of the embedded engine (moto, LocalStack, AWS).
     #[arg(long, env = "AWS_ENDPOINT_URL", global = true)]
@@ -21,7 +29,12 @@ struct Cli {
     #[arg(long, env = "TABLE_NAME", default_value = shared::store::DEFAULT_TABLE, global = true)]
     table: String,
     /// Address the server listens on.
-    #[arg(long, env = "USERS_API_ADDR", default_value = "127.0.0.1:3000", global = true)]
+    #[arg(
+        long,
+        env = "USERS_API_ADDR",
+        default_value = "127.0.0.1:3000",
+        global = true
+    )]
     addr: SocketAddr,
     #[command(subcommand)]
     command: Option<Command>,
@@ -74,7 +87,9 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Serve => {
             let addr = cli.addr;
             let _announcement = match &backend {
-                Backend::Embedded(engine) => Some(announce(&cli.data_dir, engine).map_err(|e| e.to_string())?),
+                Backend::Embedded(engine) => {
+                    Some(announce(&cli.data_dir, engine).map_err(|e| e.to_string())?)
+                }
                 Backend::Remote => None,
             };
             let dev = AccountId::parse("dev").expect("a valid account name");
@@ -83,21 +98,30 @@ async fn run(cli: Cli) -> Result<(), String> {
                 println!("Created account 'dev'. Its developer access token (shown once):");
                 println!("{token}");
             }
-            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("listen on {addr}: {e}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| format!("listen on {addr}: {e}"))?;
             println!("Users API listening on http://{addr}");
             axum::serve(listener, app(AppState::new(store)))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())
         }
-        Command::Token { command: TokenCommand::Create { account } } => {
+        Command::Token {
+            command: TokenCommand::Create { account },
+        } => {
             let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
-            let token = store.create_token(&account).await.map_err(|e| describe(&e))?;
+            let token = store
+                .create_token(&account)
+                .await
+                .map_err(|e| describe(&e))?;
             println!("Token for account '{account}' (shown once):");
             println!("{token}");
             Ok(())
         }
-        Command::Token { command: TokenCommand::Revoke { token } } => {
+        Command::Token {
+            command: TokenCommand::Revoke { token },
+        } => {
             if store.revoke_token(&token).await.map_err(|e| describe(&e))? {
                 println!("revoked");
                 Ok(())
@@ -111,7 +135,9 @@ async fn run(cli: Cli) -> Result<(), String> {
 /// The failure with its detail: this is an operator's console, not an API answer.
 fn describe(error: &shared::ApiError) -> String {
     match error {
-        shared::ApiError::Internal(detail) | shared::ApiError::Unavailable { detail } => detail.clone(),
+        shared::ApiError::Internal(detail) | shared::ApiError::Unavailable { detail } => {
+            detail.clone()
+        }
         other => other.to_string(),
     }
 }
@@ -122,7 +148,9 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut signal) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             signal.recv().await;
         }
     };

@@ -18,7 +18,9 @@ pub fn routes(state: AppState) -> Router {
     Router::new()
         .route(
             "/users/{id}/segments",
-            post(add_user_segments).put(replace_user_segments).delete(remove_user_segments),
+            post(add_user_segments)
+                .put(replace_user_segments)
+                .delete(remove_user_segments),
         )
         .route("/segments", post(create_segment).get(list_segments))
         .route("/segments/{id}", put(rename_segment).delete(delete_segment))
@@ -37,11 +39,15 @@ async fn change_user_segments(
     change: SegmentChange,
     body: serde_json::Value,
 ) -> ApiResult<Json<Envelope>> {
-    let ids = validate::parse_segment_ids(&body, change == SegmentChange::Replace).map_err(ApiError::validation)?;
+    let ids = validate::parse_segment_ids(&body, change == SegmentChange::Replace)
+        .map_err(ApiError::validation)?;
     if change == SegmentChange::Remove {
         state.store.require_segments(&account, &ids).await?;
     }
-    state.store.change_segments(&account, user, change, &ids).await?;
+    state
+        .store
+        .change_segments(&account, user, change, &ids)
+        .await?;
     Ok(Json(Envelope::success(Some(user.to_string()))))
 }
 
@@ -82,7 +88,10 @@ async fn create_segment(
     Ok(Json(Envelope::success(Some(id.to_string()))))
 }
 
-async fn list_segments(State(state): State<AppState>, Account(account): Account) -> ApiResult<Json<Vec<Segment>>> {
+async fn list_segments(
+    State(state): State<AppState>,
+    Account(account): Account,
+) -> ApiResult<Json<Vec<Segment>>> {
     Ok(Json(state.store.list_segments(&account).await?))
 }
 

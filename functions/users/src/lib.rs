@@ -20,7 +20,10 @@ pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/users", post(create_users).get(list_users))
-        .route("/users/{id}", get(user_details).put(update_user).delete(delete_user))
+        .route(
+            "/users/{id}",
+            get(user_details).put(update_user).delete(delete_user),
+        )
         .route("/users/{id}/ban", put(ban_user))
         .route("/users/{id}/conversations", post(record_conversation))
         .with_state(state)
@@ -53,7 +56,11 @@ async fn health(State(state): State<AppState>) -> Response {
 
 /// One user or up to 100. A single user answers `[envelope]` or its error;
 /// a bulk answers `200` when all were created, `207` otherwise.
-async fn create_users(State(state): State<AppState>, Account(account): Account, JsonBody(body): JsonBody) -> Response {
+async fn create_users(
+    State(state): State<AppState>,
+    Account(account): Account,
+    JsonBody(body): JsonBody,
+) -> Response {
     let (elements, bulk) = match validate::split_create_body(body) {
         Ok(split) => split,
         Err(errors) => return ApiError::validation(errors).into_response(),
@@ -81,14 +88,20 @@ async fn create_users(State(state): State<AppState>, Account(account): Account, 
         };
         match outcome {
             Ok(id) => envelopes.push(Envelope::success(Some(id.to_string()))),
-            Err(error @ ApiError::Unavailable { .. }) if envelopes.is_empty() => return error.into_response(),
+            Err(error @ ApiError::Unavailable { .. }) if envelopes.is_empty() => {
+                return error.into_response();
+            }
             Err(error) => {
                 all_created = false;
                 envelopes.push(error.envelope());
             }
         }
     }
-    let status = if all_created { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let status = if all_created {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
     (status, Json(envelopes)).into_response()
 }
 
@@ -100,7 +113,12 @@ async fn list_users(
     let query = shared::filter::ListQuery::parse(query.as_deref())?;
     let page = state.store.list_users(&account, &query).await?;
     let data: Vec<UserSummary> = page.users.iter().map(UserSummary::from).collect();
-    Ok(Json(UserList { count: data.len(), data, next: page.next }).into_response())
+    Ok(Json(UserList {
+        count: data.len(),
+        data,
+        next: page.next,
+    })
+    .into_response())
 }
 
 /// The answer of `GET /users`; a struct, so fields keep the reference's order.
@@ -162,6 +180,9 @@ async fn record_conversation(
     JsonBody(body): JsonBody,
 ) -> ApiResult<Json<Envelope>> {
     let conversation = validate::parse_conversation_body(&body).map_err(ApiError::validation)?;
-    let conversation_id = state.store.record_conversation(&account, id, &conversation).await?;
+    let conversation_id = state
+        .store
+        .record_conversation(&account, id, &conversation)
+        .await?;
     Ok(Json(Envelope::success(Some(conversation_id.to_string()))))
 }

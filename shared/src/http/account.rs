@@ -21,7 +21,9 @@ pub struct Account(pub AccountId);
 fn account_in(context: &RequestContext) -> Option<AccountId> {
     let value = match context {
         RequestContext::ApiGatewayV1(ctx) => ctx.authorizer.fields.get(ACCOUNT_CONTEXT_KEY),
-        RequestContext::ApiGatewayV2(ctx) => ctx.authorizer.as_ref()?.fields.get(ACCOUNT_CONTEXT_KEY),
+        RequestContext::ApiGatewayV2(ctx) => {
+            ctx.authorizer.as_ref()?.fields.get(ACCOUNT_CONTEXT_KEY)
+        }
         #[allow(unreachable_patterns)]
         _ => None,
     }?;
@@ -44,9 +46,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Account {
 /// The request context a REST API authorizer would give a request of `account`.
 pub fn with_account(account: &AccountId) -> RequestContext {
     let mut context = ApiGatewayProxyRequestContext::default();
-    context
-        .authorizer
-        .fields
-        .insert(ACCOUNT_CONTEXT_KEY.to_owned(), serde_json::Value::String(account.to_string()));
+    context.authorizer.fields.insert(
+        ACCOUNT_CONTEXT_KEY.to_owned(),
+        serde_json::Value::String(account.to_string()),
+    );
     RequestContext::ApiGatewayV1(context)
 }

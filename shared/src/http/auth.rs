@@ -19,8 +19,11 @@ pub const PUBLIC_PATHS: [&str; 1] = ["/health"];
 pub fn bearer_token(header: &str) -> Option<&str> {
     let (scheme, token) = header.trim().split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty() && token.len() <= 512 && !token.contains(' '))
-        .then_some(token)
+    (scheme.eq_ignore_ascii_case("bearer")
+        && !token.is_empty()
+        && token.len() <= 512
+        && !token.contains(' '))
+    .then_some(token)
 }
 
 /// The middleware: `401` for a missing, malformed or unknown token.

@@ -17,8 +17,14 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub struct JsonBody(pub Value);
 
 fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
@@ -33,13 +39,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if declared_length.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return Err(ApiError::PayloadTooLarge);
         }
-        let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let body: Body = request.into_body();
         let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
             .await
             .map_err(|_| ApiError::PayloadTooLarge)?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::BadRequest("a JSON request body is required".into()));
+            return Err(ApiError::BadRequest(
+                "a JSON request body is required".into(),
+            ));
         }
         match content_type {
             Some(content_type) if is_json(&content_type) => {}

@@ -18,17 +18,25 @@ fn sane_request_id(value: &HeaderValue) -> Option<&str> {
     let text = value.to_str().ok()?;
     let ok = !text.is_empty()
         && text.len() <= 128
-        && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
     ok.then_some(text)
 }
 
 /// The request id: the caller's, the Lambda request's, or a new one.
 fn request_id(request: &Request) -> String {
-    if let Some(id) = request.headers().get(REQUEST_ID_HEADER).and_then(sane_request_id) {
+    if let Some(id) = request
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(sane_request_id)
+    {
         return id.to_owned();
     }
     if let Some(lambda_http::request::RequestContext::ApiGatewayV1(ctx)) =
-        request.extensions().get::<lambda_http::request::RequestContext>()
+        request
+            .extensions()
+            .get::<lambda_http::request::RequestContext>()
         && let Some(id) = &ctx.request_id
     {
         return id.clone();
@@ -62,7 +70,9 @@ pub async fn observe(request: Request, next: Next) -> Response {
 /// expected conditional-check failure).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,dynoxide=error,aws_smithy_runtime=error,aws_config=warn")
+        tracing_subscriber::EnvFilter::new(
+            "info,dynoxide=error,aws_smithy_runtime=error,aws_config=warn",
+        )
     });
     let _ = tracing_subscriber::fmt()
         .json()

@@ -19,7 +19,11 @@ impl AccountId {
             && name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-        if ok { Ok(Self(name.to_owned())) } else { Err(MalformedAccount) }
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(MalformedAccount)
+        }
     }
 
     pub fn as_str(&self) -> &str {

@@ -146,8 +146,14 @@ mod tests {
 
     #[test]
     fn apply_sets_and_unsets() {
-        let mut attributes = Attributes(BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]));
-        attributes.apply(&BTreeMap::from([("a".to_owned(), None), ("c".to_owned(), Some("3".to_owned()))]));
+        let mut attributes = Attributes(BTreeMap::from([
+            ("a".to_owned(), "1".to_owned()),
+            ("b".to_owned(), "2".to_owned()),
+        ]));
+        attributes.apply(&BTreeMap::from([
+            ("a".to_owned(), None),
+            ("c".to_owned(), Some("3".to_owned())),
+        ]));
         assert_eq!(attributes.get("a"), None);
         assert_eq!(attributes.get("b"), Some("2"));
         assert_eq!(attributes.get("c"), Some("3"));

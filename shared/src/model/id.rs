@@ -119,7 +119,10 @@ mod tests {
         let id = ObjectId::new();
         let text = id.to_string();
         assert_eq!(text.len(), 24);
-        assert!(text.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert!(
+            text.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
         assert_eq!(text.parse::<ObjectId>(), Ok(id));
     }
 

@@ -122,7 +122,10 @@ mod tests {
         let t = Timestamp::from_millis(REFERENCE);
         assert_eq!(t.object_format(), "2019-01-23 13:32:30.163Z");
         assert_eq!(t.envelope_format(), "2019-01-23T13:32:30.163Z");
-        assert_eq!(Timestamp::from_millis(0).object_format(), "1970-01-01 00:00:00.000Z");
+        assert_eq!(
+            Timestamp::from_millis(0).object_format(),
+            "1970-01-01 00:00:00.000Z"
+        );
     }
 
     #[test]
@@ -133,7 +136,11 @@ mod tests {
             "2019-01-23T14:32:30.163+01:00",
             "2019-01-23T13:32:30.163",
         ] {
-            assert_eq!(Timestamp::parse(text), Ok(Timestamp::from_millis(REFERENCE)), "{text}");
+            assert_eq!(
+                Timestamp::parse(text),
+                Ok(Timestamp::from_millis(REFERENCE)),
+                "{text}"
+            );
         }
         assert_eq!(
             Timestamp::parse("2019-01-23").unwrap().object_format(),
@@ -147,7 +154,14 @@ mod tests {
 
     #[test]
     fn refuses_what_is_not_a_date() {
-        for bad in ["", "yesterday", "2019-13-01", "2019-01-23X13:32:30Z", "1548250350163", "1900-01-01T00:00:00Z"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2019-13-01",
+            "2019-01-23X13:32:30Z",
+            "1548250350163",
+            "1900-01-01T00:00:00Z",
+        ] {
             assert_eq!(Timestamp::parse(bad), Err(MalformedDate), "{bad:?}");
         }
     }

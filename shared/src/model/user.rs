@@ -99,7 +99,11 @@ pub struct UserDetails {
 }
 
 impl UserDetails {
-    pub fn new(user: User, mut conversations: Vec<Conversation>, segments: Vec<SegmentRef>) -> Self {
+    pub fn new(
+        user: User,
+        mut conversations: Vec<Conversation>,
+        segments: Vec<SegmentRef>,
+    ) -> Self {
         conversations.sort_by(|a, b| b.date.cmp(&a.date).then(b.id.cmp(&a.id)));
         Self {
             id: user.id,
@@ -160,13 +164,27 @@ pub(crate) mod tests {
 
     #[test]
     fn details_show_conversations_newest_first_with_date_and_created_at() {
-        let older = Conversation { id: ObjectId::at_seconds(10), date: Timestamp::from_millis(10_000), first_message: Some("hello".into()) };
-        let newer = Conversation { id: ObjectId::at_seconds(20), date: Timestamp::from_millis(20_000), first_message: None };
+        let older = Conversation {
+            id: ObjectId::at_seconds(10),
+            date: Timestamp::from_millis(10_000),
+            first_message: Some("hello".into()),
+        };
+        let newer = Conversation {
+            id: ObjectId::at_seconds(20),
+            date: Timestamp::from_millis(20_000),
+            first_message: None,
+        };
         let details = UserDetails::new(sample_user(), vec![older, newer], vec![]);
         let json = serde_json::to_value(&details).unwrap();
         assert_eq!(json["conversations"][0]["date"], "1970-01-01 00:00:20.000Z");
-        assert_eq!(json["conversations"][0]["createdAt"], "1970-01-01 00:00:20.000Z");
-        assert_eq!(json["conversations"][0]["firstMessage"], serde_json::Value::Null);
+        assert_eq!(
+            json["conversations"][0]["createdAt"],
+            "1970-01-01 00:00:20.000Z"
+        );
+        assert_eq!(
+            json["conversations"][0]["firstMessage"],
+            serde_json::Value::Null
+        );
         assert_eq!(json["conversations"][1]["firstMessage"], "hello");
         assert_eq!(json["segments"], serde_json::json!([]));
         assert_eq!(json["sessionAttributes"], serde_json::json!({}));

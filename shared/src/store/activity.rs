@@ -28,7 +28,10 @@ impl Store {
     ) -> Result<ObjectId, ApiError> {
         let id = ObjectId::new();
         for attempt in 0..MAX_ATTEMPTS {
-            let profile = self.get_profile(account, user).await?.ok_or_else(|| ApiError::not_found("user"))?;
+            let profile = self
+                .get_profile(account, user)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user"))?;
             let mut session = Attributes(profile.sess.clone());
             session.apply(&conversation.session_attributes);
             if session.len() > MAX_ATTRIBUTES {
@@ -81,6 +84,8 @@ impl Store {
             }
             backoff(attempt).await;
         }
-        Err(ApiError::Unavailable { detail: "record conversation lost too many races".into() })
+        Err(ApiError::Unavailable {
+            detail: "record conversation lost too many races".into(),
+        })
     }
 }

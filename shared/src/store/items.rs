@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::keys;
 use crate::error::ApiError;
-use crate::model::{AccountId, Attributes, Conversation, EMAIL_KEY, ObjectId, Segment, Timestamp, User};
+use crate::model::{
+    AccountId, Attributes, Conversation, EMAIL_KEY, ObjectId, Segment, Timestamp, User,
+};
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -48,7 +50,11 @@ pub struct ProfileItem {
     pub sess: BTreeMap<String, String>,
     #[serde(default)]
     pub convs: u64,
-    #[serde(default, with = "serde_dynamo::string_set", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        with = "serde_dynamo::string_set",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub segs: Vec<String>,
     #[serde(rename = "createdAt")]
     pub created_at: i64,
@@ -104,7 +110,11 @@ impl ProfileItem {
             attributes: Attributes(self.attrs),
             session_attributes: self.sess,
             conversations: self.convs,
-            segments: self.segs.iter().filter_map(|s| s.parse().ok()).collect::<BTreeSet<_>>(),
+            segments: self
+                .segs
+                .iter()
+                .filter_map(|s| s.parse().ok())
+                .collect::<BTreeSet<_>>(),
             created_at: Timestamp::from_millis(self.created_at),
             last_seen: Timestamp::from_millis(self.last_seen),
         }
@@ -112,8 +122,13 @@ impl ProfileItem {
 }
 
 /// The e-mail index key of a user with these attributes, if it has an e-mail.
-pub fn email_index_pk(account: &AccountId, attributes: &BTreeMap<String, String>) -> Option<String> {
-    attributes.get(EMAIL_KEY).map(|email| keys::email_pk(account, email))
+pub fn email_index_pk(
+    account: &AccountId,
+    attributes: &BTreeMap<String, String>,
+) -> Option<String> {
+    attributes
+        .get(EMAIL_KEY)
+        .map(|email| keys::email_pk(account, email))
 }
 
 /// A claim on a unique value (`userId`, segment name): names the owner's id.
@@ -178,7 +193,11 @@ pub struct ConversationItem {
     pub sk: String,
     pub id: ObjectId,
     pub date: i64,
-    #[serde(rename = "firstMessage", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "firstMessage",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub first_message: Option<String>,
 }
 
@@ -268,12 +287,16 @@ mod tests {
         let account = AccountId::parse("acme").unwrap();
         let mut user = sample_user();
         user.segments.insert(ObjectId::new());
-        user.session_attributes.insert("group-selected".into(), "14".into());
+        user.session_attributes
+            .insert("group-selected".into(), "14".into());
         user.conversations = 3;
         let item = to_item(&ProfileItem::new(&account, &user)).unwrap();
         assert!(matches!(item.get("segs"), Some(AttributeValue::Ss(_))));
         assert!(matches!(item.get("createdAt"), Some(AttributeValue::N(_))));
-        assert!(matches!(item.get("banned"), Some(AttributeValue::Bool(false))));
+        assert!(matches!(
+            item.get("banned"),
+            Some(AttributeValue::Bool(false))
+        ));
         assert_eq!(item.get("gsi3pk"), Some(&s("A#acme#EMAIL#joe@doe.com")));
         let back: ProfileItem = from_item(item).unwrap();
         assert_eq!(back.into_user(), user);
@@ -307,13 +330,31 @@ mod tests {
         };
         let back: SegmentItem = from_item(to_item(&segment).unwrap()).unwrap();
         assert_eq!(back.into_segment().name, "Leads");
-        let conversation = ConversationItem { pk: "p".into(), sk: "C#x".into(), id, date: 7, first_message: None };
+        let conversation = ConversationItem {
+            pk: "p".into(),
+            sk: "C#x".into(),
+            id,
+            date: 7,
+            first_message: None,
+        };
         let back: ConversationItem = from_item(to_item(&conversation).unwrap()).unwrap();
         assert_eq!(back.into_conversation().date.millis(), 7);
-        let token = TokenItem { pk: "T#h".into(), sk: "T".into(), account: "acme".into(), created_at: 1 };
+        let token = TokenItem {
+            pk: "T#h".into(),
+            sk: "T".into(),
+            account: "acme".into(),
+            created_at: 1,
+        };
         let back: TokenItem = from_item(to_item(&token).unwrap()).unwrap();
         assert_eq!(back.account, "acme");
-        let claim = ClaimItem { pk: "p".into(), sk: "K".into(), id };
-        assert_eq!(from_item::<ClaimItem>(to_item(&claim).unwrap()).unwrap().id, id);
+        let claim = ClaimItem {
+            pk: "p".into(),
+            sk: "K".into(),
+            id,
+        };
+        assert_eq!(
+            from_item::<ClaimItem>(to_item(&claim).unwrap()).unwrap().id,
+            id
+        );
     }
 }

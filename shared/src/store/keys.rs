@@ -38,13 +38,29 @@ pub struct Index {
 }
 
 /// Users (and segments) of an account by creation time.
-pub const BY_CREATED: Index = Index { name: "by_created", pk: "gsi1pk", sk: "gsi1sk" };
+pub const BY_CREATED: Index = Index {
+    name: "by_created",
+    pk: "gsi1pk",
+    sk: "gsi1sk",
+};
 /// Users of an account by last activity.
-pub const BY_SEEN: Index = Index { name: "by_seen", pk: "gsi2pk", sk: "gsi2sk" };
+pub const BY_SEEN: Index = Index {
+    name: "by_seen",
+    pk: "gsi2pk",
+    sk: "gsi2sk",
+};
 /// Users of an account with one e-mail address, by creation time.
-pub const BY_EMAIL: Index = Index { name: "by_email", pk: "gsi3pk", sk: "gsi1sk" };
+pub const BY_EMAIL: Index = Index {
+    name: "by_email",
+    pk: "gsi3pk",
+    sk: "gsi1sk",
+};
 /// Members of a segment (membership items), by user id.
-pub const BY_SEGMENT: Index = Index { name: "by_segment", pk: "gsi4pk", sk: "gsi4sk" };
+pub const BY_SEGMENT: Index = Index {
+    name: "by_segment",
+    pk: "gsi4pk",
+    sk: "gsi4sk",
+};
 
 pub const INDEXES: [Index; 4] = [BY_CREATED, BY_SEEN, BY_EMAIL, BY_SEGMENT];
 
@@ -131,7 +147,10 @@ mod tests {
         let early = time_sort_key(Timestamp::from_millis(999), b);
         let late = time_sort_key(Timestamp::from_millis(1_000), a);
         assert!(early < late);
-        assert!(time_sort_key(Timestamp::from_millis(1_000), a) < time_sort_key(Timestamp::from_millis(1_000), b));
+        assert!(
+            time_sort_key(Timestamp::from_millis(1_000), a)
+                < time_sort_key(Timestamp::from_millis(1_000), b)
+        );
         assert_eq!(early.len(), 13 + 1 + 24);
     }
 

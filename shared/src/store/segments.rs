@@ -30,7 +30,11 @@ fn name_taken(id: Option<ObjectId>) -> ApiError {
 
 impl Store {
     /// Creates a segment; `409` when the account already has one of that name.
-    pub async fn create_segment(&self, account: &AccountId, name: &str) -> Result<ObjectId, ApiError> {
+    pub async fn create_segment(
+        &self,
+        account: &AccountId,
+        name: &str,
+    ) -> Result<ObjectId, ApiError> {
         let id = ObjectId::new();
         let now = Timestamp::now();
         let segment = SegmentItem {
@@ -46,7 +50,15 @@ impl Store {
         let claim_pk = keys::segment_name_claim_pk(account, name);
         for attempt in 0..MAX_ATTEMPTS {
             let mut transaction = Transaction::default();
-            transaction.put(self.table(), to_item(&ClaimItem { pk: claim_pk.clone(), sk: keys::CLAIM_SK.into(), id })?, Some(absent()));
+            transaction.put(
+                self.table(),
+                to_item(&ClaimItem {
+                    pk: claim_pk.clone(),
+                    sk: keys::CLAIM_SK.into(),
+                    id,
+                })?,
+                Some(absent()),
+            );
             transaction.put(self.table(), to_item(&segment)?, Some(absent()));
             if let Outcome::Committed = self.commit(transaction).await? {
                 return Ok(id);
@@ -56,7 +68,9 @@ impl Store {
             }
             backoff(attempt).await;
         }
-        Err(ApiError::Unavailable { detail: "create segment lost too many races".into() })
+        Err(ApiError::Unavailable {
+            detail: "create segment lost too many races".into(),
+        })
     }
 
     /// The account's segments, oldest first.
@@ -89,7 +103,12 @@ impl Store {
     }
 
     /// Renames a segment; `404` if it does not exist, `409` if the name is taken.
-    pub async fn rename_segment(&self, account: &AccountId, id: ObjectId, name: &str) -> Result<(), ApiError> {
+    pub async fn rename_segment(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+        name: &str,
+    ) -> Result<(), ApiError> {
         for attempt in 0..MAX_ATTEMPTS {
             let segment = self
                 .segments_by_id(account, &BTreeSet::from([id]))
@@ -101,17 +120,33 @@ impl Store {
             }
             let new_claim = keys::segment_name_claim_pk(account, name);
             let mut transaction = Transaction::default();
-            transaction.put(self.table(), to_item(&ClaimItem { pk: new_claim.clone(), sk: keys::CLAIM_SK.into(), id })?, Some(absent()));
+            transaction.put(
+                self.table(),
+                to_item(&ClaimItem {
+                    pk: new_claim.clone(),
+                    sk: keys::CLAIM_SK.into(),
+                    id,
+                })?,
+                Some(absent()),
+            );
             transaction.delete(
                 self.table(),
-                key(keys::segment_name_claim_pk(account, &segment.name), keys::CLAIM_SK),
+                key(
+                    keys::segment_name_claim_pk(account, &segment.name),
+                    keys::CLAIM_SK,
+                ),
                 Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
             );
             transaction.update(
                 self.table(),
                 key(keys::segment_pk(account, id), keys::SEGMENT_SK),
-                Expr::new("SET #name = :name").name("#name", "name").value(":name", s(name)),
-                Some(Expr::new("attribute_exists(pk) AND #name = :old").value(":old", s(segment.name.clone()))),
+                Expr::new("SET #name = :name")
+                    .name("#name", "name")
+                    .value(":name", s(name)),
+                Some(
+                    Expr::new("attribute_exists(pk) AND #name = :old")
+                        .value(":old", s(segment.name.clone())),
+                ),
             );
             if let Outcome::Committed = self.commit(transaction).await? {
                 return Ok(());
@@ -123,7 +158,9 @@ impl Store {
             }
             backoff(attempt).await;
         }
-        Err(ApiError::Unavailable { detail: "rename segment lost too many races".into() })
+        Err(ApiError::Unavailable {
+            detail: "rename segment lost too many races".into(),
+        })
     }
 
     /// Deletes a segment: the segment and its name claim go first (from then on
@@ -135,10 +172,17 @@ impl Store {
             .remove(&id)
             .ok_or_else(|| ApiError::not_found("segment"))?;
         let mut transaction = Transaction::default();
-        transaction.delete(self.table(), key(keys::segment_pk(account, id), keys::SEGMENT_SK), Some(exists()));
         transaction.delete(
             self.table(),
-            key(keys::segment_name_claim_pk(account, &segment.name), keys::CLAIM_SK),
+            key(keys::segment_pk(account, id), keys::SEGMENT_SK),
+            Some(exists()),
+        );
+        transaction.delete(
+            self.table(),
+            key(
+                keys::segment_name_claim_pk(account, &segment.name),
+                keys::CLAIM_SK,
+            ),
             Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
         );
         if let Outcome::Cancelled = self.commit(transaction).await? {
@@ -148,7 +192,15 @@ impl Store {
         loop {
             let (members, next) = self.segment_members(account, id, start, 100).await?;
             for member in members {
-                match self.change_segments(account, member, SegmentChange::Remove, &BTreeSet::from([id])).await {
+                match self
+                    .change_segments(
+                        account,
+                        member,
+                        SegmentChange::Remove,
+                        &BTreeSet::from([id]),
+                    )
+                    .await
+                {
                     Ok(()) | Err(ApiError::NotFound(_)) => {}
                     Err(e) => return Err(e),
                 }
@@ -192,8 +244,14 @@ impl Store {
     }
 
     /// Adds a user to segments (already-present ones are fine).
-    pub async fn add_segments(&self, account: &AccountId, user: ObjectId, ids: &BTreeSet<ObjectId>) -> Result<(), ApiError> {
-        self.change_segments(account, user, SegmentChange::Add, ids).await
+    pub async fn add_segments(
+        &self,
+        account: &AccountId,
+        user: ObjectId,
+        ids: &BTreeSet<ObjectId>,
+    ) -> Result<(), ApiError> {
+        self.change_segments(account, user, SegmentChange::Add, ids)
+            .await
     }
 
     /// Adds, replaces or removes a user's segments. Unknown ids are `400`
@@ -213,8 +271,12 @@ impl Store {
             self.require_segments(account, ids).await?;
         }
         for attempt in 0..MAX_ATTEMPTS {
-            let profile = self.get_profile(account, user).await?.ok_or_else(|| ApiError::not_found("user"))?;
-            let current: BTreeSet<ObjectId> = profile.segs.iter().filter_map(|s| s.parse().ok()).collect();
+            let profile = self
+                .get_profile(account, user)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user"))?;
+            let current: BTreeSet<ObjectId> =
+                profile.segs.iter().filter_map(|s| s.parse().ok()).collect();
             let (added, removed): (Vec<ObjectId>, Vec<ObjectId>) = match change {
                 SegmentChange::Add => (ids.difference(&current).copied().collect(), vec![]),
                 SegmentChange::Remove => (vec![], ids.intersection(&current).copied().collect()),
@@ -228,9 +290,13 @@ impl Store {
             }
             // At most SEGMENTS_PER_TRANSACTION changes per transaction; the loop goes on with the rest.
             let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
-            let removed: Vec<ObjectId> =
-                removed.into_iter().take(SEGMENTS_PER_TRANSACTION - added.len()).collect();
-            let still_there = self.segments_by_id(account, &removed.iter().copied().collect()).await?;
+            let removed: Vec<ObjectId> = removed
+                .into_iter()
+                .take(SEGMENTS_PER_TRANSACTION - added.len())
+                .collect();
+            let still_there = self
+                .segments_by_id(account, &removed.iter().copied().collect())
+                .await?;
             let mut target = current.clone();
             target.extend(&added);
             for id in &removed {
@@ -241,7 +307,8 @@ impl Store {
             let update = if set.is_empty() {
                 Expr::new("REMOVE #segs SET #segver = :next")
             } else {
-                Expr::new("SET #segs = :segs, #segver = :next").value(":segs", aws_sdk_dynamodb::types::AttributeValue::Ss(set))
+                Expr::new("SET #segs = :segs, #segver = :next")
+                    .value(":segs", aws_sdk_dynamodb::types::AttributeValue::Ss(set))
             }
             .name("#segs", attr::SEGMENTS)
             .name("#segver", attr::SEGMENTS_VERSION)
@@ -253,11 +320,19 @@ impl Store {
                 Some(Expr::new("#segver = :seen").value(":seen", n(profile.segver))),
             );
             for &segment in &added {
-                transaction.put(self.table(), to_item(&MembershipItem::new(account, user, segment))?, None);
+                transaction.put(
+                    self.table(),
+                    to_item(&MembershipItem::new(account, user, segment))?,
+                    None,
+                );
                 count_members(&mut transaction, self.table(), account, segment, 1);
             }
             for &segment in &removed {
-                transaction.delete(self.table(), key(keys::user_pk(account, user), keys::membership_sk(segment)), None);
+                transaction.delete(
+                    self.table(),
+                    key(keys::user_pk(account, user), keys::membership_sk(segment)),
+                    None,
+                );
                 if still_there.contains_key(&segment) {
                     count_members(&mut transaction, self.table(), account, segment, -1);
                 }
@@ -266,10 +341,13 @@ impl Store {
                 continue;
             }
             if change != SegmentChange::Remove {
-                self.require_segments(account, &added.iter().copied().collect()).await?;
+                self.require_segments(account, &added.iter().copied().collect())
+                    .await?;
             }
             backoff(attempt).await;
         }
-        Err(ApiError::Unavailable { detail: "segment change lost too many races".into() })
+        Err(ApiError::Unavailable {
+            detail: "segment change lost too many races".into(),
+        })
     }
 }

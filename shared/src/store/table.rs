@@ -32,9 +32,17 @@ fn string_attribute(name: &str) -> AttributeDefinition {
 impl Store {
     /// Creates the table with its indexes unless it exists, and waits until it is active.
     pub async fn ensure_table(&self) -> Result<(), ApiError> {
-        match self.client.describe_table().table_name(self.table()).send().await {
+        match self
+            .client
+            .describe_table()
+            .table_name(self.table())
+            .send()
+            .await
+        {
             Ok(_) => return self.wait_active().await,
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(sdk_error("DescribeTable", e)),
         }
         let mut names: Vec<&str> = vec![keys::PK, keys::SK];
@@ -50,7 +58,11 @@ impl Store {
                 .index_name(index.name)
                 .key_schema(key(index.pk, KeyType::Hash))
                 .key_schema(key(index.sk, KeyType::Range))
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
                 .build()
                 .expect("index has its required fields")
         });
@@ -68,7 +80,9 @@ impl Store {
         match created {
             Ok(_) => self.enable_expiry().await,
             // Another process created it first.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_in_use_exception()) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception()) => {}
             Err(e) => return Err(sdk_error("CreateTable", e)),
         }
         self.wait_active().await
@@ -114,7 +128,9 @@ impl Store {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(ApiError::Unavailable { detail: format!("table {} did not become active", self.table()) })
+        Err(ApiError::Unavailable {
+            detail: format!("table {} did not become active", self.table()),
+        })
     }
 
     /// Deletes the table (tests clean up their own tables on shared engines).

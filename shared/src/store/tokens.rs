@@ -28,7 +28,10 @@ impl Store {
     /// Records the account; `true` when it did not exist before.
     pub async fn ensure_account(&self, account: &AccountId) -> Result<bool, ApiError> {
         let mut item = key(keys::account_pk(account), keys::ACCOUNT_SK);
-        item.insert("createdAt".into(), super::items::n(Timestamp::now().millis()));
+        item.insert(
+            "createdAt".into(),
+            super::items::n(Timestamp::now().millis()),
+        );
         match self
             .client
             .put_item()
@@ -72,7 +75,10 @@ impl Store {
             .client
             .get_item()
             .table_name(self.table())
-            .set_key(Some(key(keys::token_pk(&hash_token(token)), keys::TOKEN_SK)))
+            .set_key(Some(key(
+                keys::token_pk(&hash_token(token)),
+                keys::TOKEN_SK,
+            )))
             .consistent_read(true)
             .send()
             .await
@@ -92,7 +98,10 @@ impl Store {
             .client
             .delete_item()
             .table_name(self.table())
-            .set_key(Some(key(keys::token_pk(&hash_token(token)), keys::TOKEN_SK)))
+            .set_key(Some(key(
+                keys::token_pk(&hash_token(token)),
+                keys::TOKEN_SK,
+            )))
             .return_values(ReturnValue::AllOld)
             .send()
             .await

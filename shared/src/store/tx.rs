@@ -23,7 +23,10 @@ pub struct Expr {
 
 impl Expr {
     pub fn new(text: impl Into<String>) -> Self {
-        Self { text: text.into(), ..Self::default() }
+        Self {
+            text: text.into(),
+            ..Self::default()
+        }
     }
 
     pub fn name(mut self, placeholder: &str, name: &str) -> Self {
@@ -63,12 +66,19 @@ impl Transaction {
             .set_expression_attribute_values(non_empty(condition.values))
             .build()
             .expect("put has table and item");
-        self.items.push(TransactWriteItem::builder().put(put).build());
+        self.items
+            .push(TransactWriteItem::builder().put(put).build());
         self
     }
 
     /// Applies `update` (whose text may name placeholders of `condition`) if `condition` holds.
-    pub fn update(&mut self, table: &str, key: Item, update: Expr, condition: Option<Expr>) -> &mut Self {
+    pub fn update(
+        &mut self,
+        table: &str,
+        key: Item,
+        update: Expr,
+        condition: Option<Expr>,
+    ) -> &mut Self {
         let mut names = update.names;
         let mut values = update.values;
         let condition_text = condition.map(|c| {
@@ -85,7 +95,8 @@ impl Transaction {
             .set_expression_attribute_values(non_empty(values))
             .build()
             .expect("update has table, key and expression");
-        self.items.push(TransactWriteItem::builder().update(action).build());
+        self.items
+            .push(TransactWriteItem::builder().update(action).build());
         self
     }
 
@@ -99,7 +110,8 @@ impl Transaction {
             .set_expression_attribute_values(non_empty(condition.values))
             .build()
             .expect("delete has table and key");
-        self.items.push(TransactWriteItem::builder().delete(delete).build());
+        self.items
+            .push(TransactWriteItem::builder().delete(delete).build());
         self
     }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::items::{
-    ClaimItem, ConversationItem, Item, MembershipItem, ProfileItem, SegmentItem, attr, email_index_pk, from_item,
-    key, n, s, to_item,
+    ClaimItem, ConversationItem, Item, MembershipItem, ProfileItem, SegmentItem, attr,
+    email_index_pk, from_item, key, n, s, to_item,
 };
 use super::tx::{Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, backoff};
 use super::{Store, is_condition_failure, keys, sdk_error};
@@ -33,27 +33,44 @@ pub(crate) fn absent() -> Expr {
 }
 
 /// `ADD users :delta` on a segment that still exists.
-pub(crate) fn count_members(transaction: &mut Transaction, table: &str, account: &AccountId, segment: ObjectId, delta: i64) {
+pub(crate) fn count_members(
+    transaction: &mut Transaction,
+    table: &str,
+    account: &AccountId,
+    segment: ObjectId,
+    delta: i64,
+) {
     transaction.update(
         table,
         key(keys::segment_pk(account, segment), keys::SEGMENT_SK),
-        Expr::new("ADD #users :delta").name("#users", "users").value(":delta", n(delta)),
+        Expr::new("ADD #users :delta")
+            .name("#users", "users")
+            .value(":delta", n(delta)),
         Some(exists()),
     );
 }
 
 fn lost_race() -> ApiError {
-    ApiError::Unavailable { detail: "write lost too many races".into() }
+    ApiError::Unavailable {
+        detail: "write lost too many races".into(),
+    }
 }
 
 fn unknown_segments(missing: &BTreeSet<ObjectId>) -> ApiError {
     let ids: Vec<String> = missing.iter().map(ToString::to_string).collect();
-    ApiError::validation(vec![FieldError::new("segments", format!("unknown segment ids: {}", ids.join(", ")))])
+    ApiError::validation(vec![FieldError::new(
+        "segments",
+        format!("unknown segment ids: {}", ids.join(", ")),
+    )])
 }
 
 impl Store {
     /// Creates a user; `409` (naming the existing user) when the `userId` is taken.
-    pub async fn create_user(&self, account: &AccountId, new: NewUser) -> Result<ObjectId, ApiError> {
+    pub async fn create_user(
+        &self,
+        account: &AccountId,
+        new: NewUser,
+    ) -> Result<ObjectId, ApiError> {
         self.require_segments(account, &new.segments).await?;
         let now = Timestamp::now();
         let user = User {
@@ -63,22 +80,40 @@ impl Store {
             attributes: Attributes(new.attributes),
             session_attributes: BTreeMap::new(),
             conversations: 0,
-            segments: new.segments.iter().copied().take(SEGMENTS_PER_TRANSACTION).collect(),
+            segments: new
+                .segments
+                .iter()
+                .copied()
+                .take(SEGMENTS_PER_TRANSACTION)
+                .collect(),
             created_at: now,
             last_seen: now,
         };
         let claim_pk = keys::user_id_claim_pk(account, &user.user_id);
         for attempt in 0..MAX_ATTEMPTS {
             let mut transaction = Transaction::default();
-            let claim = ClaimItem { pk: claim_pk.clone(), sk: keys::CLAIM_SK.into(), id: user.id };
+            let claim = ClaimItem {
+                pk: claim_pk.clone(),
+                sk: keys::CLAIM_SK.into(),
+                id: user.id,
+            };
             transaction.put(self.table(), to_item(&claim)?, Some(absent()));
-            transaction.put(self.table(), to_item(&ProfileItem::new(account, &user))?, Some(absent()));
+            transaction.put(
+                self.table(),
+                to_item(&ProfileItem::new(account, &user))?,
+                Some(absent()),
+            );
             for &segment in &user.segments {
-                transaction.put(self.table(), to_item(&MembershipItem::new(account, user.id, segment))?, None);
+                transaction.put(
+                    self.table(),
+                    to_item(&MembershipItem::new(account, user.id, segment))?,
+                    None,
+                );
                 count_members(&mut transaction, self.table(), account, segment, 1);
             }
             if let Outcome::Committed = self.commit(transaction).await? {
-                let rest: BTreeSet<ObjectId> = new.segments.difference(&user.segments).copied().collect();
+                let rest: BTreeSet<ObjectId> =
+                    new.segments.difference(&user.segments).copied().collect();
                 if !rest.is_empty() {
                     self.add_segments(account, user.id, &rest).await?;
                 }
@@ -107,19 +142,39 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("GetItem claim", e))?;
-        found.item.map(|item| from_item::<ClaimItem>(item).map(|c| c.id)).transpose()
+        found
+            .item
+            .map(|item| from_item::<ClaimItem>(item).map(|c| c.id))
+            .transpose()
     }
 
     /// The id of the account's user with this `userId`.
-    pub async fn find_by_user_id(&self, account: &AccountId, user_id: &str) -> Result<Option<ObjectId>, ApiError> {
-        self.claim_owner(&keys::user_id_claim_pk(account, user_id)).await
+    pub async fn find_by_user_id(
+        &self,
+        account: &AccountId,
+        user_id: &str,
+    ) -> Result<Option<ObjectId>, ApiError> {
+        self.claim_owner(&keys::user_id_claim_pk(account, user_id))
+            .await
     }
 
     /// `400` naming the ids that are not segments of the account.
-    pub async fn require_segments(&self, account: &AccountId, ids: &BTreeSet<ObjectId>) -> Result<(), ApiError> {
+    pub async fn require_segments(
+        &self,
+        account: &AccountId,
+        ids: &BTreeSet<ObjectId>,
+    ) -> Result<(), ApiError> {
         let found = self.segments_by_id(account, ids).await?;
-        let missing: BTreeSet<ObjectId> = ids.iter().filter(|id| !found.contains_key(id)).copied().collect();
-        if missing.is_empty() { Ok(()) } else { Err(unknown_segments(&missing)) }
+        let missing: BTreeSet<ObjectId> = ids
+            .iter()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(unknown_segments(&missing))
+        }
     }
 
     /// The account's segments among `ids` (BatchGetItem, consistent).
@@ -131,8 +186,10 @@ impl Store {
         let mut found = BTreeMap::new();
         let ids: Vec<ObjectId> = ids.iter().copied().collect();
         for chunk in ids.chunks(100) {
-            let mut pending: Vec<Item> =
-                chunk.iter().map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK)).collect();
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK))
+                .collect();
             for attempt in 0..MAX_ATTEMPTS {
                 if pending.is_empty() {
                     break;
@@ -149,7 +206,11 @@ impl Store {
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchGetItem segments", e))?;
-                for item in output.responses.and_then(|mut r| r.remove(self.table())).unwrap_or_default() {
+                for item in output
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default()
+                {
                     let segment: SegmentItem = from_item(item)?;
                     found.insert(segment.id, segment);
                 }
@@ -183,11 +244,22 @@ impl Store {
     }
 
     /// The profile of a user, read consistently.
-    pub async fn get_user(&self, account: &AccountId, id: ObjectId) -> Result<Option<User>, ApiError> {
-        Ok(self.get_profile(account, id).await?.map(ProfileItem::into_user))
+    pub async fn get_user(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+    ) -> Result<Option<User>, ApiError> {
+        Ok(self
+            .get_profile(account, id)
+            .await?
+            .map(ProfileItem::into_user))
     }
 
-    pub(crate) async fn get_profile(&self, account: &AccountId, id: ObjectId) -> Result<Option<ProfileItem>, ApiError> {
+    pub(crate) async fn get_profile(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+    ) -> Result<Option<ProfileItem>, ApiError> {
         let found = self
             .client
             .get_item()
@@ -201,7 +273,11 @@ impl Store {
     }
 
     /// Every item of a user's collection (profile, conversations, memberships): one `Query`.
-    pub(crate) async fn user_collection(&self, account: &AccountId, id: ObjectId) -> Result<Vec<Item>, ApiError> {
+    pub(crate) async fn user_collection(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+    ) -> Result<Vec<Item>, ApiError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
@@ -227,11 +303,19 @@ impl Store {
 
     /// The details form of a user: one `Query` for the user's items and one
     /// batch read for the names of its segments.
-    pub async fn user_details(&self, account: &AccountId, id: ObjectId) -> Result<Option<UserDetails>, ApiError> {
+    pub async fn user_details(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+    ) -> Result<Option<UserDetails>, ApiError> {
         let mut profile = None;
         let mut conversations = Vec::new();
         for item in self.user_collection(account, id).await? {
-            let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+            let sk = item
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
             if sk == keys::PROFILE_SK {
                 profile = Some(from_item::<ProfileItem>(item)?);
             } else if sk.starts_with(keys::CONVERSATION_PREFIX) {
@@ -246,21 +330,35 @@ impl Store {
         // A segment deleted a moment ago may still be listed on the profile; it is not shown.
         let segments = names
             .into_values()
-            .map(|segment| SegmentRef { id: segment.id, name: segment.name })
+            .map(|segment| SegmentRef {
+                id: segment.id,
+                name: segment.name,
+            })
             .collect();
         Ok(Some(UserDetails::new(user, conversations, segments)))
     }
 
     /// Sets and unsets attributes; `400` if the user would hold more than 99.
-    pub async fn update_attributes(&self, account: &AccountId, id: ObjectId, patch: &AttributePatch) -> Result<(), ApiError> {
+    pub async fn update_attributes(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+        patch: &AttributePatch,
+    ) -> Result<(), ApiError> {
         for attempt in 0..MAX_ATTEMPTS {
-            let profile = self.get_profile(account, id).await?.ok_or_else(|| ApiError::not_found("user"))?;
+            let profile = self
+                .get_profile(account, id)
+                .await?
+                .ok_or_else(|| ApiError::not_found("user"))?;
             let mut attributes = Attributes(profile.attrs.clone());
             attributes.apply(patch);
             if attributes.len() > MAX_ATTRIBUTES {
                 return Err(ApiError::field(
                     "attributes",
-                    format!("a user holds at most {MAX_ATTRIBUTES} attributes; this update would make {}", attributes.len()),
+                    format!(
+                        "a user holds at most {MAX_ATTRIBUTES} attributes; this update would make {}",
+                        attributes.len()
+                    ),
                 ));
             }
             let email_pk = email_index_pk(account, &attributes.0);
@@ -270,7 +368,11 @@ impl Store {
             })
             .name("#attrs", attr::ATTRS)
             .name("#ver", attr::VERSION)
-            .value(":attrs", serde_dynamo::to_attribute_value(&attributes.0).map_err(|e| ApiError::Internal(e.to_string()))?)
+            .value(
+                ":attrs",
+                serde_dynamo::to_attribute_value(&attributes.0)
+                    .map_err(|e| ApiError::Internal(e.to_string()))?,
+            )
             .value(":next", n(profile.ver + 1))
             .value(":seen", n(profile.ver));
             if let Some(email_pk) = email_pk {
@@ -297,7 +399,12 @@ impl Store {
     }
 
     /// Marks a user banned or not.
-    pub async fn set_banned(&self, account: &AccountId, id: ObjectId, banned: bool) -> Result<(), ApiError> {
+    pub async fn set_banned(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+        banned: bool,
+    ) -> Result<(), ApiError> {
         let written = self
             .client
             .update_item()
@@ -326,10 +433,17 @@ impl Store {
                 break;
             };
             let mut transaction = Transaction::default();
-            transaction.delete(self.table(), key(keys::user_pk(account, id), keys::PROFILE_SK), Some(exists()));
             transaction.delete(
                 self.table(),
-                key(keys::user_id_claim_pk(account, &profile.user_id), keys::CLAIM_SK),
+                key(keys::user_pk(account, id), keys::PROFILE_SK),
+                Some(exists()),
+            );
+            transaction.delete(
+                self.table(),
+                key(
+                    keys::user_id_claim_pk(account, &profile.user_id),
+                    keys::CLAIM_SK,
+                ),
                 Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
             );
             if let Outcome::Committed = self.commit(transaction).await? {
@@ -350,8 +464,15 @@ impl Store {
     /// Removes what remains of a deleted user's item collection.
     async fn erase_collection(&self, account: &AccountId, id: ObjectId) -> Result<(), ApiError> {
         for item in self.user_collection(account, id).await? {
-            let sk = item.get(keys::SK).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-            if let Some(segment) = sk.strip_prefix(keys::MEMBERSHIP_PREFIX).and_then(|s| s.parse().ok()) {
+            let sk = item
+                .get(keys::SK)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            if let Some(segment) = sk
+                .strip_prefix(keys::MEMBERSHIP_PREFIX)
+                .and_then(|s| s.parse().ok())
+            {
                 self.drop_membership(account, id, segment).await?;
             } else {
                 self.client
@@ -368,7 +489,12 @@ impl Store {
 
     /// Deletes a membership item and, in the same transaction, takes one off
     /// its segment's counter (when the segment still exists).
-    pub(crate) async fn drop_membership(&self, account: &AccountId, user: ObjectId, segment: ObjectId) -> Result<(), ApiError> {
+    pub(crate) async fn drop_membership(
+        &self,
+        account: &AccountId,
+        user: ObjectId,
+        segment: ObjectId,
+    ) -> Result<(), ApiError> {
         for attempt in 0..MAX_ATTEMPTS {
             let mut transaction = Transaction::default();
             transaction.delete(
@@ -381,15 +507,24 @@ impl Store {
                 return Ok(());
             }
             // Either the membership is already gone or the segment is: drop what is left.
-            if !self.item_exists(&keys::user_pk(account, user), &keys::membership_sk(segment)).await? {
+            if !self
+                .item_exists(&keys::user_pk(account, user), &keys::membership_sk(segment))
+                .await?
+            {
                 return Ok(());
             }
-            let segment_exists = !self.segments_by_id(account, &BTreeSet::from([segment])).await?.is_empty();
+            let segment_exists = !self
+                .segments_by_id(account, &BTreeSet::from([segment]))
+                .await?
+                .is_empty();
             if !segment_exists {
                 self.client
                     .delete_item()
                     .table_name(self.table())
-                    .set_key(Some(key(keys::user_pk(account, user), keys::membership_sk(segment))))
+                    .set_key(Some(key(
+                        keys::user_pk(account, user),
+                        keys::membership_sk(segment),
+                    )))
                     .send()
                     .await
                     .map_err(|e| sdk_error("DeleteItem membership", e))?;
