@@ -608,8 +608,8 @@ mod tests {
 
     #[test]
     fn bulk_bodies_hold_1_to_100_users() {
-        assert_eq!(split_create_body(json!({"userId": "u"})).unwrap().1, false);
-        assert_eq!(split_create_body(json!([{"userId": "u"}])).unwrap().1, true);
+        assert!(!split_create_body(json!({"userId": "u"})).unwrap().1);
+        assert!(split_create_body(json!([{"userId": "u"}])).unwrap().1);
         assert!(split_create_body(json!([])).is_err());
         assert!(split_create_body(json!(vec![json!({}); 101])).is_err());
         assert!(split_create_body(json!(vec![json!({}); 100])).is_ok());
