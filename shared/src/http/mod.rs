@@ -15,7 +15,7 @@ use axum::http::request::Parts;
 pub use account::{ACCOUNT_CONTEXT_KEY, Account, with_account};
 pub use auth::{PUBLIC_PATHS, authorize, bearer_token};
 pub use body::{JsonBody, MAX_BODY_BYTES};
-pub use observe::{REQUEST_ID_HEADER, init_logging, observe};
+pub use observe::{REQUEST_ID_HEADER, init_logging, log_filter, observe};
 
 use crate::error::ApiError;
 use crate::model::ObjectId;

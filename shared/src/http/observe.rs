@@ -65,18 +65,44 @@ pub async fn observe(request: Request, next: Next) -> Response {
     response
 }
 
-/// JSON log lines on stderr, filtered by `RUST_LOG` (default: ours at `info`;
-/// the embedded engine's and the SDK's at `error`, since they log every
-/// expected conditional-check failure).
+/// Dependencies that log request and response bodies (attribute values,
+/// token hashes) at debug and trace level. They are capped whatever
+/// `RUST_LOG` says, so no setting can put user data in the logs.
+const CAPPED_TARGETS: [&str; 12] = [
+    "dynoxide",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_sdk_dynamodb",
+    "aws_config",
+    "hyper",
+    "hyper_util",
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+];
+
+/// The log filter: `rust_log` (the `RUST_LOG` syntax; default `info`), with
+/// the body-logging dependencies capped at `warn`.
+pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
+    let mut filter = tracing_subscriber::EnvFilter::try_new(base)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    for target in CAPPED_TARGETS {
+        if let Ok(directive) = format!("{target}=warn").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
+    filter
+}
+
+/// JSON log lines on stderr, filtered by [`log_filter`] of `RUST_LOG`.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(
-            "info,dynoxide=error,aws_smithy_runtime=error,aws_config=warn",
-        )
-    });
+    let rust_log = std::env::var("RUST_LOG").ok();
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter(rust_log.as_deref()))
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)

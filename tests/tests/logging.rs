@@ -1,0 +1,90 @@
+//! The access log: one JSON line per request with the request id, method,
+//! route, status and duration — and never a token or an attribute value,
+//! even at `RUST_LOG=trace`.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use users_api_tests::TestApi;
+
+/// A log sink the test can read back.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn access_logs_name_the_request_but_hold_no_secrets() {
+    let captured = Captured::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_writer(move || sink.clone())
+        // What production runs with, at the most talkative setting an operator could choose.
+        .with_env_filter(shared::http::log_filter(Some("trace")))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let secret_value = "s3cr3t-attribute-value";
+    let id = api
+        .create_user(&token, json!({"userId": "secret-user-id", "attributes": {"default_email": "hidden@example.com", "note": secret_value}}))
+        .await;
+    api.put(
+        &format!("/users/{id}"),
+        &token,
+        json!({"attributes": {"note": secret_value}}),
+    )
+    .await;
+    api.get(
+        &format!(
+            "/users?filters[0][field]=note&filters[0][operator]=eq&filters[0][value]={secret_value}"
+        ),
+        &token,
+    )
+    .await;
+    api.get("/users/5c486eeebda7873576a379e4", &token).await;
+    api.call(http::Method::GET, "/users", Some("uat_wrong-token"), None)
+        .await;
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    for secret in [
+        token.as_str(),
+        secret_value,
+        "hidden@example.com",
+        "secret-user-id",
+        "uat_wrong-token",
+    ] {
+        assert!(!text.contains(secret), "the log holds {secret:?}");
+    }
+    let requests: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 5, "{text}");
+    let statuses: Vec<u64> = requests
+        .iter()
+        .map(|r| r["fields"]["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 404, 401]);
+    for request in &requests {
+        assert!(request["span"]["request_id"].is_string(), "{request}");
+        assert!(request["span"]["method"].is_string(), "{request}");
+        assert!(request["fields"]["duration_ms"].is_number(), "{request}");
+    }
+    assert_eq!(requests[2]["span"]["route"], "/users");
+    assert_eq!(requests[3]["span"]["route"], "/users/{id}");
+}
