@@ -11,6 +11,9 @@
 #   5. moto's DynamoDB server on a free loopback port: a smoke test of the
 #      features the store uses (scripts/moto_smoke.py), then the
 #      DynamoDB-backed suites again against it (USERS_API_TEST_ENDPOINT).
+#   6. The four Lambda binaries under `cargo lambda watch` (cargo-lambda from
+#      PyPI), fed the API Gateway events of tests/events/, against that moto
+#      server (scripts/lambda_smoke.sh).
 #
 # Every step runs even when an earlier one failed (except those that need
 # what failed); the script exits non-zero if any step failed. Each step has a
@@ -20,6 +23,8 @@
 #   TEST_SKIP_MOTO=1       skip step 5 (offline laptop without the venv)
 #   TEST_SKIP_TEMPLATE=1   skip step 2
 #   PYTHON=python3.11      interpreter used to create .venv/
+#   TEST_BUDGET_SECONDS    time for the whole run (default 5100: CI stops a
+#                          run at 90 min; this leaves time for the summary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,9 +35,16 @@ PYTHON=${PYTHON:-python3}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/users-api-test.XXXXXX")
 MOTO_PID=""
+STEP_PID=""
 
 cleanup() {
     local rc=$?
+    # A step still running (we were interrupted): timeout passes the signal
+    # on to the step's whole process group.
+    if [[ -n "$STEP_PID" ]] && kill -0 "$STEP_PID" 2>/dev/null; then
+        kill -TERM "$STEP_PID" 2>/dev/null || true
+        wait "$STEP_PID" 2>/dev/null || true
+    fi
     if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
         kill "$MOTO_PID" 2>/dev/null || true
         # Give it 5 s to go, then make sure.
@@ -54,16 +66,31 @@ section() { printf '\n==== %s ====\n' "$*"; }
 
 FAILED_STEPS=()
 # step NAME SECONDS CMD...: run CMD with a time limit, record a failure.
+BUDGET=${TEST_BUDGET_SECONDS:-5100}
 step() {
     local name=$1 limit=$2
     shift 2
     local start=$SECONDS
+    # Each step's limit is also cut to what is left of the run's budget.
+    local left=$((BUDGET - SECONDS))
+    if ((left < 30)); then
+        echo "-- $name: FAILED (not run: the run's ${BUDGET} s budget is spent)"
+        FAILED_STEPS+=("$name")
+        return 1
+    fi
+    ((limit > left)) && limit=$left
     # Through `bash -c` so that CMD may be one of this script's functions
     # (exported below); timeout signals the whole process group it starts.
-    if timeout --kill-after=30 "$limit" bash -c '"$@"' "$name" "$@"; then
+    # In the background + wait, so that a signal to this script is handled
+    # at once (bash runs traps only between foreground commands).
+    timeout --kill-after=30 "$limit" bash -c '"$@"' "$name" "$@" &
+    STEP_PID=$!
+    if wait "$STEP_PID"; then
+        STEP_PID=""
         echo "-- $name: ok ($((SECONDS - start)) s)"
     else
         local rc=$?
+        STEP_PID=""
         if [[ $rc -eq 124 || $rc -eq 137 ]]; then
             echo "-- $name: FAILED (timed out after ${limit} s)"
         else
@@ -78,7 +105,9 @@ step() {
 TEST_LOG="$WORK/cargo-test.log"
 : >"$TEST_LOG"
 cargo_test() {
-    # pipefail: the status is cargo's (or timeout's), not tee's.
+    # The status must be cargo's, not tee's. Set here: `step` runs this in a
+    # new bash (bash -c), which does not inherit pipefail.
+    set -o pipefail
     "$@" 2>&1 | tee -a "$TEST_LOG"
 }
 
@@ -90,6 +119,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 section "Python tools (.venv)"
 venv_ok=0
 setup_venv() {
+    set -euo pipefail # runs in a new bash (`step`): stop at the first failure
     if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
         echo "creating $VENV with $($PYTHON --version 2>&1)"
         rm -rf "$VENV"
@@ -135,7 +165,9 @@ fi
 
 # ---------------------------------------------------------------------------
 section "cargo fmt --check"
-step "cargo fmt" 300 cargo fmt --all -- --check || true
+fmt_color=never
+[[ -t 1 ]] && fmt_color=auto
+step "cargo fmt" 300 cargo fmt --all -- --check --color "$fmt_color" || true
 
 section "cargo clippy (-D warnings)"
 step "cargo clippy" 3000 cargo clippy --workspace --all-targets --locked -- -D warnings || true
@@ -161,8 +193,8 @@ url, limit = sys.argv[1], float(sys.argv[2])
 deadline = time.monotonic() + limit
 while True:
     try:
-        # moto's own API answers without AWS signing.
-        with urllib.request.urlopen(url + "/moto-api/data.json", timeout=2) as r:
+        # moto's dashboard page: static, answers without AWS signing.
+        with urllib.request.urlopen(url + "/moto-api/", timeout=2) as r:
             if r.status == 200:
                 sys.exit(0)
     except Exception:
@@ -182,9 +214,16 @@ elif [[ $venv_ok == 1 ]]; then
     section "moto server"
     MOTO_PORT=$(free_port)
     MOTO_URL="http://127.0.0.1:$MOTO_PORT"
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    if [[ -f scripts/moto_server.py ]]; then
+        # moto's app served one request at a time (see that file): moto's
+        # threaded `moto_server` lets a failing transaction's rollback undo
+        # other requests' writes.
+        "$VENV/bin/python" scripts/moto_server.py 127.0.0.1 "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    else
+        "$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
+    fi
     MOTO_PID=$!
-    echo "moto_server pid $MOTO_PID on $MOTO_URL"
+    echo "moto server pid $MOTO_PID on $MOTO_URL"
     if step "moto server start" 60 wait_for_moto "$MOTO_URL" 45; then
         section "moto smoke test (DynamoDB features the store uses)"
         step "moto smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$MOTO_URL" || true
@@ -197,7 +236,14 @@ elif [[ $venv_ok == 1 ]]; then
                 USERS_API_TEST_ENDPOINT="$MOTO_URL" \
                 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
                 AWS_EC2_METADATA_DISABLED=true \
-                cargo test --locked -p users-shared -p users-api-tests || true
+                cargo test --locked -p users-shared -p users-api-tests -p authorizer-function || true
+        fi
+
+        section "Lambda functions: the real binaries under cargo lambda watch, fed tests/events"
+        if [[ $build_ok != 1 ]]; then
+            echo "-- lambda smoke: not run, the build failed above"
+        else
+            step "lambda smoke" 1500 scripts/lambda_smoke.sh "$MOTO_URL" || true
         fi
     else
         echo "---- moto.log ----"
