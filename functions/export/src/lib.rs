@@ -1,14 +1,175 @@
 //! The export function: `POST /users/export`, streamed as CSV.
+//!
+//! A request goes through three stages, and the line between the second and
+//! the third is the line between a JSON answer and a CSV one:
+//!
+//! 1. The body is read (an empty one means `{}`, as the reference's own
+//!    example sends none; otherwise the API's JSON body rules apply) and
+//!    parsed by [`ExportRequest::parse`]; mistakes are `400` with the fields.
+//! 2. The store's page stream ([`Store::export_users`]) is polled for its
+//!    first page. Anything that fails up to here (validation, a database that
+//!    is unavailable) answers the usual JSON error envelope.
+//! 3. The answer starts: `200`, `text/csv`, the header line and the first
+//!    page as the first chunk. A task then reads the following pages and
+//!    sends one chunk of rows per page through a bounded channel, so it reads
+//!    only as fast as the client takes the rows and holds a few pages at
+//!    most, whatever the size of the account. A failure from here on ends
+//!    the body with an error (logged in the request's span): the client sees
+//!    a truncated transfer, never JSON appended to the CSV. A client that
+//!    goes away stops the reading.
+//!
+//! The same router runs under `lambda_http::run_with_streaming_response` in
+//! the Lambda and under `axum::serve` in the local server; both stream.
+//!
+//! [`Store::export_users`]: shared::store::Store::export_users
+
+use std::pin::Pin;
+use std::time::Instant;
 
 use axum::Router;
-use shared::http::{AppState, finish};
+use axum::body::Body;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::post;
+use bytes::Bytes;
+use futures_util::{Stream, TryStreamExt};
+use serde_json::{Map, Value};
+use shared::export::{CsvRows, ExportRequest};
+use shared::http::{Account, AppState, JsonBody, MAX_BODY_BYTES, finish};
+use shared::model::User;
+use shared::{ApiError, ApiResult};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::Instrument;
+
+/// The media type of the answer.
+pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
+/// How the answer asks to be saved.
+pub const CSV_DISPOSITION: &str = "attachment; filename=\"users.csv\"";
+/// Chunks (one page of rows each) that may wait for the client.
+pub const CHANNEL_CHUNKS: usize = 2;
 
 /// The routes of this function, without the shared fallbacks and layers.
 pub fn routes(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/users/export", post(export))
+        .with_state(state)
 }
 
 /// The function's complete router.
 pub fn router(state: AppState) -> Router {
     finish(routes(state))
+}
+
+type Pages = Pin<Box<dyn Stream<Item = Result<Vec<User>, ApiError>> + Send>>;
+type Chunk = Result<Bytes, std::io::Error>;
+
+async fn export(
+    State(state): State<AppState>,
+    Account(account): Account,
+    request: Request,
+) -> ApiResult<Response> {
+    let started = Instant::now();
+    let body = body_of(request).await?;
+    let request = ExportRequest::parse(&body).map_err(ApiError::validation)?;
+    let csv = CsvRows::new(request.fields.clone());
+    let mut pages: Pages = Box::pin(state.store.export_users(&account, &request));
+
+    // Up to the first page, failures still answer JSON.
+    let first = pages.try_next().await?;
+    let mut chunk = csv.header()?;
+    let mut rows = 0;
+    if let Some(page) = &first {
+        chunk.extend(csv.rows(page)?);
+        rows = page.len();
+    }
+    let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    // The channel is new and has room: the first chunk always fits.
+    if sender.try_send(Ok(Bytes::from(chunk))).is_err() {
+        return Err(ApiError::Internal(
+            "export channel refused its first chunk".into(),
+        ));
+    }
+    if first.is_some() {
+        tokio::spawn(send_rest(pages, csv, sender, rows, started).in_current_span());
+    } else {
+        tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
+    }
+
+    let mut response = Response::new(Body::from_stream(ReceiverStream::new(receiver)));
+    *response.status_mut() = StatusCode::OK;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(CSV_CONTENT_TYPE),
+    );
+    headers.insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static(CSV_DISPOSITION),
+    );
+    Ok(response)
+}
+
+/// The body as JSON: `{}` when empty, else by the API's JSON body rules
+/// (`413` over 1 MiB, `415` when not declared JSON, `400` when malformed).
+async fn body_of(request: Request) -> ApiResult<Value> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Map::new()));
+    }
+    let JsonBody(value) =
+        JsonBody::from_request(Request::from_parts(parts, Body::from(bytes)), &()).await?;
+    Ok(value)
+}
+
+/// Why the sending stopped.
+enum Ending {
+    /// Every page was sent.
+    Complete,
+    /// The client went away; reading stopped.
+    ClientGone,
+}
+
+/// Sends the pages after the first, one chunk each, as fast as the client
+/// takes them; a failure ends the body with an error.
+async fn send_rest(
+    mut pages: Pages,
+    csv: CsvRows,
+    sender: mpsc::Sender<Chunk>,
+    mut rows: usize,
+    started: Instant,
+) {
+    let outcome: ApiResult<Ending> = async {
+        while let Some(page) = pages.try_next().await? {
+            let chunk = csv.rows(&page)?;
+            if sender.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return Ok(Ending::ClientGone);
+            }
+            rows += page.len();
+        }
+        Ok(Ending::Complete)
+    }
+    .await;
+    let duration_ms = elapsed_ms(started);
+    match outcome {
+        Ok(Ending::Complete) => tracing::info!(rows, duration_ms, "export finished"),
+        Ok(Ending::ClientGone) => {
+            tracing::info!(rows, duration_ms, "export stopped: the client went away")
+        }
+        Err(error) => {
+            // `Debug` carries the detail the client never sees.
+            tracing::error!(rows, duration_ms, error = ?error, "export failed mid-stream; the body ends early");
+            let _ = sender
+                .send(Err(std::io::Error::other("the export failed mid-stream")))
+                .await;
+        }
+    }
+}
+
+fn elapsed_ms(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64() * 1000.0
 }

@@ -32,7 +32,10 @@ use super::items::{CursorItem, GhostItem, Item, ProfileItem, attr, from_item, ke
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
-use crate::filter::{Filter, FilterField, FilterSet, FilterValue, ListQuery, Match, Operator, Sort, SortField, SortOrder};
+use crate::filter::{
+    Filter, FilterField, FilterSet, FilterValue, ListQuery, Match, Operator, Sort, SortField,
+    SortOrder,
+};
 use crate::model::{AccountId, EMAIL_KEY, ObjectId, Timestamp, User};
 
 /// Most items one request may read while looking for matches.
@@ -50,7 +53,7 @@ pub(crate) struct Position {
 }
 
 /// One entry of the index as the walk meets it.
-enum Entry {
+pub(super) enum Entry {
     User(User),
     /// A user's former place: resolved to the user after the page is read.
     Ghost(ObjectId),
@@ -65,40 +68,50 @@ pub struct Page {
 }
 
 /// A lookup that narrows the account to a few candidates.
-enum Lookup<'a> {
+pub(super) enum Lookup<'a> {
     UserId(&'a str),
     Email(&'a str),
     Segment(ObjectId),
 }
 
 /// A filter that every result must satisfy and that an index can answer.
-fn index_lookup(filters: &FilterSet) -> Option<Lookup<'_>> {
+pub(super) fn index_lookup(filters: &FilterSet) -> Option<Lookup<'_>> {
     if filters.match_mode == Match::Any && filters.filters.len() != 1 {
         return None;
     }
-    filters.filters.iter().find_map(|Filter { field, operator, value }| match (field, operator, value) {
-        (FilterField::UserId, Operator::Eq, FilterValue::Text(v)) => Some(Lookup::UserId(v)),
-        (FilterField::Attribute(k), Operator::Eq, FilterValue::Text(v)) if k == EMAIL_KEY => Some(Lookup::Email(v)),
-        (FilterField::Segments, Operator::Eq, FilterValue::Segment(id)) => Some(Lookup::Segment(*id)),
-        _ => None,
-    })
+    filters.filters.iter().find_map(
+        |Filter {
+             field,
+             operator,
+             value,
+         }| match (field, operator, value) {
+            (FilterField::UserId, Operator::Eq, FilterValue::Text(v)) => Some(Lookup::UserId(v)),
+            (FilterField::Attribute(k), Operator::Eq, FilterValue::Text(v)) if k == EMAIL_KEY => {
+                Some(Lookup::Email(v))
+            }
+            (FilterField::Segments, Operator::Eq, FilterValue::Segment(id)) => {
+                Some(Lookup::Segment(*id))
+            }
+            _ => None,
+        },
+    )
 }
 
-fn sort_index(sort: Sort) -> Index {
+pub(super) fn sort_index(sort: Sort) -> Index {
     match sort.field {
         SortField::CreatedAt => BY_CREATED,
         SortField::LastSeen => BY_SEEN,
     }
 }
 
-fn sort_key_of(user: &User, sort: Sort) -> String {
+pub(super) fn sort_key_of(user: &User, sort: Sort) -> String {
     match sort.field {
         SortField::CreatedAt => keys::time_sort_key(user.created_at, user.id),
         SortField::LastSeen => keys::time_sort_key(user.last_seen, user.id),
     }
 }
 
-fn to_attribute_value(value: &ExprValue) -> AttributeValue {
+pub(super) fn to_attribute_value(value: &ExprValue) -> AttributeValue {
     match value {
         ExprValue::S(text) => AttributeValue::S(text.clone()),
         ExprValue::N(number) => AttributeValue::N(number.to_string()),
@@ -108,7 +121,11 @@ fn to_attribute_value(value: &ExprValue) -> AttributeValue {
 
 impl Store {
     /// One page of the account's users matching the query.
-    pub async fn list_users(&self, account: &AccountId, query: &ListQuery) -> Result<Page, ApiError> {
+    pub async fn list_users(
+        &self,
+        account: &AccountId,
+        query: &ListQuery,
+    ) -> Result<Page, ApiError> {
         let after = match query.after {
             Some(id) => Some(self.position_of(account, id, query.sort).await?),
             None => None,
@@ -116,16 +133,28 @@ impl Store {
         if let Some(lookup) = index_lookup(&query.filters)
             && let Some(candidates) = self.candidates(account, lookup).await?
         {
-            return Ok(page_of_candidates(candidates, query, after.map(|p| p.key).as_deref()));
+            return Ok(page_of_candidates(
+                candidates,
+                query,
+                after.map(|p| p.key).as_deref(),
+            ));
         }
         self.walk(account, query, after, READ_BUDGET).await
     }
 
     /// Where the page after `after` starts: after that user's current place,
     /// or where the cursor `after` names.
-    async fn position_of(&self, account: &AccountId, id: ObjectId, sort: Sort) -> Result<Position, ApiError> {
+    async fn position_of(
+        &self,
+        account: &AccountId,
+        id: ObjectId,
+        sort: Sort,
+    ) -> Result<Position, ApiError> {
         if let Some(user) = self.get_user(account, id).await? {
-            return Ok(Position { key: sort_key_of(&user, sort), as_of: None });
+            return Ok(Position {
+                key: sort_key_of(&user, sort),
+                as_of: None,
+            });
         }
         let found = self
             .client
@@ -141,16 +170,30 @@ impl Store {
         };
         let cursor: CursorItem = from_item(item)?;
         if cursor.expires_at < Timestamp::now().unix_seconds() {
-            return Err(ApiError::field("after", "this paging cursor has expired; start again from the first page"));
+            return Err(ApiError::field(
+                "after",
+                "this paging cursor has expired; start again from the first page",
+            ));
         }
         if sort.field != SortField::LastSeen {
-            return Err(ApiError::field("after", "this cursor belongs to a listing sorted by lastSeen"));
+            return Err(ApiError::field(
+                "after",
+                "this cursor belongs to a listing sorted by lastSeen",
+            ));
         }
-        Ok(Position { key: cursor.position, as_of: Some(Timestamp::from_millis(cursor.as_of)) })
+        Ok(Position {
+            key: cursor.position,
+            as_of: Some(Timestamp::from_millis(cursor.as_of)),
+        })
     }
 
     /// A cursor for the page after `key` under snapshot `as_of`.
-    async fn mint_cursor(&self, account: &AccountId, key_after: String, as_of: Timestamp) -> Result<ObjectId, ApiError> {
+    async fn mint_cursor(
+        &self,
+        account: &AccountId,
+        key_after: String,
+        as_of: Timestamp,
+    ) -> Result<ObjectId, ApiError> {
         let id = ObjectId::new();
         let cursor = CursorItem {
             pk: keys::cursor_pk(account, id),
@@ -188,13 +231,22 @@ impl Store {
         let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
         let as_of = after.as_ref().and_then(|p| p.as_of);
         if let Some(after) = &after {
-            key_condition.push_str(if ascending { " AND #isk > :after" } else { " AND #isk < :after" });
+            key_condition.push_str(if ascending {
+                " AND #isk > :after"
+            } else {
+                " AND #isk < :after"
+            });
             names.insert("#isk".to_owned(), index.sk.to_owned());
             values.insert(":after".to_owned(), s(after.key.clone()));
         }
         if let Some(filter) = &filter {
             names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
-            values.extend(filter.values.iter().map(|(k, v)| (k.clone(), to_attribute_value(v))));
+            values.extend(
+                filter
+                    .values
+                    .iter()
+                    .map(|(k, v)| (k.clone(), to_attribute_value(v))),
+            );
         }
         let user_filter = filter.as_ref().map(|f| f.text.as_str());
         let filter_text = if by_seen {
@@ -208,12 +260,15 @@ impl Store {
                         ("#created".to_owned(), attr::CREATED_AT.to_owned()),
                     ]);
                     values.insert(":asof".to_owned(), n(as_of.millis()));
-                    let placed = "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
+                    let placed =
+                        "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
                     let profile = match user_filter {
                         Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
                         None => format!("(attribute_not_exists(#ghost) AND {placed})"),
                     };
-                    Some(format!("({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"))
+                    Some(format!(
+                        "({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"
+                    ))
                 }
                 None => Some(match user_filter {
                     Some(f) => format!("(attribute_not_exists(#ghost) AND {f})"),
@@ -231,7 +286,11 @@ impl Store {
         let mut start: Option<Item> = None;
         'pages: loop {
             // Unfiltered, one item beyond the page tells whether another page exists.
-            let want = if filtered { FILTERED_READ.min(budget - read) } else { limit - entries.len() + 1 };
+            let want = if filtered {
+                FILTERED_READ.min(budget - read)
+            } else {
+                limit - entries.len() + 1
+            };
             let output = self
                 .client
                 .query()
@@ -254,7 +313,11 @@ impl Store {
                     more = true;
                     break 'pages;
                 }
-                let sort_key = item.get(index.sk).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let sort_key = item
+                    .get(index.sk)
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
                 if item.contains_key(attr::GHOST_OF) {
                     entries.push(Entry::Ghost(from_item::<GhostItem>(item)?.ghost_of));
                 } else {
@@ -277,10 +340,15 @@ impl Store {
             }
             start = Some(evaluated);
         }
-        let users = self.resolve_entries(account, entries, &query.filters).await?;
+        let users = self
+            .resolve_entries(account, entries, &query.filters)
+            .await?;
         let next = match last_key.filter(|_| more) {
             None => None,
-            Some(key) if by_seen => Some(self.mint_cursor(account, key, as_of.unwrap_or_else(Timestamp::now)).await?),
+            Some(key) if by_seen => Some(
+                self.mint_cursor(account, key, as_of.unwrap_or_else(Timestamp::now))
+                    .await?,
+            ),
             Some(key) => keys::id_of_sort_key(&key),
         };
         Ok(Page { users, next })
@@ -288,7 +356,12 @@ impl Store {
 
     /// Turns a page's entries into users, fetching the users behind ghosts
     /// (and filtering them in memory, since a ghost holds no attributes).
-    async fn resolve_entries(&self, account: &AccountId, entries: Vec<Entry>, filters: &FilterSet) -> Result<Vec<User>, ApiError> {
+    pub(super) async fn resolve_entries(
+        &self,
+        account: &AccountId,
+        entries: Vec<Entry>,
+        filters: &FilterSet,
+    ) -> Result<Vec<User>, ApiError> {
         let ghosts: Vec<ObjectId> = entries
             .iter()
             .filter_map(|e| match e {
@@ -299,7 +372,11 @@ impl Store {
         let mut behind: HashMap<ObjectId, User> = if ghosts.is_empty() {
             HashMap::new()
         } else {
-            self.users_by_id(account, &ghosts).await?.into_iter().map(|u| (u.id, u)).collect()
+            self.users_by_id(account, &ghosts)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u))
+                .collect()
         };
         Ok(entries
             .into_iter()
@@ -312,13 +389,19 @@ impl Store {
 
     /// The users an index lookup finds, or `None` when there are too many to
     /// handle in memory (the caller then walks the sort index instead).
-    async fn candidates(&self, account: &AccountId, lookup: Lookup<'_>) -> Result<Option<Vec<User>>, ApiError> {
+    pub(super) async fn candidates(
+        &self,
+        account: &AccountId,
+        lookup: Lookup<'_>,
+    ) -> Result<Option<Vec<User>>, ApiError> {
         match lookup {
             Lookup::UserId(user_id) => {
                 let Some(id) = self.find_by_user_id(account, user_id).await? else {
                     return Ok(Some(Vec::new()));
                 };
-                Ok(Some(self.get_user(account, id).await?.into_iter().collect()))
+                Ok(Some(
+                    self.get_user(account, id).await?.into_iter().collect(),
+                ))
             }
             Lookup::Email(email) => {
                 let mut users = Vec::new();
@@ -351,14 +434,20 @@ impl Store {
                 }
             }
             Lookup::Segment(segment) => {
-                if self.segments_by_id(account, &BTreeSet::from([segment])).await?.is_empty() {
+                if self
+                    .segments_by_id(account, &BTreeSet::from([segment]))
+                    .await?
+                    .is_empty()
+                {
                     // A deleted segment has no members, whatever cleanup is still under way.
                     return Ok(Some(Vec::new()));
                 }
                 let mut members = Vec::new();
                 let mut start = None;
                 loop {
-                    let (page, next) = self.segment_members(account, segment, start, FILTERED_READ as i32).await?;
+                    let (page, next) = self
+                        .segment_members(account, segment, start, FILTERED_READ as i32)
+                        .await?;
                     members.extend(page);
                     if members.len() > READ_BUDGET {
                         return Ok(None);
@@ -374,10 +463,17 @@ impl Store {
     }
 
     /// Profiles of the given users (BatchGetItem, 100 at a time); missing ones are skipped.
-    pub async fn users_by_id(&self, account: &AccountId, ids: &[ObjectId]) -> Result<Vec<User>, ApiError> {
+    pub async fn users_by_id(
+        &self,
+        account: &AccountId,
+        ids: &[ObjectId],
+    ) -> Result<Vec<User>, ApiError> {
         let mut users = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(100) {
-            let mut pending: Vec<Item> = chunk.iter().map(|&id| key(keys::user_pk(account, id), keys::PROFILE_SK)).collect();
+            let mut pending: Vec<Item> = chunk
+                .iter()
+                .map(|&id| key(keys::user_pk(account, id), keys::PROFILE_SK))
+                .collect();
             for attempt in 0..super::users::MAX_ATTEMPTS {
                 if pending.is_empty() {
                     break;
@@ -393,7 +489,10 @@ impl Store {
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchGetItem users", e))?;
-                let found = output.responses.and_then(|mut r| r.remove(self.table())).unwrap_or_default();
+                let found = output
+                    .responses
+                    .and_then(|mut r| r.remove(self.table()))
+                    .unwrap_or_default();
                 self.count_read(found.len() as i32);
                 for item in found {
                     users.push(from_item::<ProfileItem>(item)?.into_user());
@@ -406,7 +505,9 @@ impl Store {
                 }
             }
             if !pending.is_empty() {
-                return Err(ApiError::Unavailable { detail: "BatchGetItem left keys unprocessed".into() });
+                return Err(ApiError::Unavailable {
+                    detail: "BatchGetItem left keys unprocessed".into(),
+                });
             }
         }
         Ok(users)
@@ -426,10 +527,24 @@ fn page_of_candidates(mut candidates: Vec<User>, query: &ListQuery, after: Optio
             None => true,
         })
         .collect();
-    keyed.sort_by(|a, b| if ascending { a.0.cmp(&b.0) } else { b.0.cmp(&a.0) });
+    keyed.sort_by(|a, b| {
+        if ascending {
+            a.0.cmp(&b.0)
+        } else {
+            b.0.cmp(&a.0)
+        }
+    });
     let limit = query.limit as usize;
     let more = keyed.len() > limit;
-    let users: Vec<User> = keyed.into_iter().take(limit).map(|(_, user)| user).collect();
-    let next = if more { users.last().map(|u| u.id) } else { None };
+    let users: Vec<User> = keyed
+        .into_iter()
+        .take(limit)
+        .map(|(_, user)| user)
+        .collect();
+    let next = if more {
+        users.last().map(|u| u.id)
+    } else {
+        None
+    };
     Page { users, next }
 }

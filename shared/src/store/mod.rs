@@ -27,6 +27,7 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 
 use crate::error::ApiError;
 
+pub use export::EXPORT_PAGE;
 pub use list::{Page, READ_BUDGET};
 pub use segments::SegmentChange;
 pub use tokens::{hash_token, new_token};
@@ -47,7 +48,9 @@ pub struct Store {
 
 impl Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("table", &self.table).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
     }
 }
 
@@ -85,7 +88,8 @@ impl Store {
     }
 
     fn count_read(&self, items: i32) {
-        self.items_read.fetch_add(items.max(0) as u64, Ordering::Relaxed);
+        self.items_read
+            .fetch_add(items.max(0) as u64, Ordering::Relaxed);
     }
 }
 
@@ -108,8 +112,15 @@ where
 {
     let detail = format!("{operation}: {}", DisplayErrorContext(&error));
     match &error {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => ApiError::Unavailable { detail },
-        SdkError::ServiceError(service) if service.err().code().is_some_and(|c| RETRYABLE_CODES.contains(&c)) => {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
+            ApiError::Unavailable { detail }
+        }
+        SdkError::ServiceError(service)
+            if service
+                .err()
+                .code()
+                .is_some_and(|c| RETRYABLE_CODES.contains(&c)) =>
+        {
             ApiError::Unavailable { detail }
         }
         _ => ApiError::Internal(detail),
@@ -127,7 +138,15 @@ pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<
 /// Whether a transaction was cancelled (a condition failed or it collided with
 /// another transaction); the reasons are not relied on, as engines differ.
 pub(crate) fn is_transaction_cancelled<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    error.as_service_error().and_then(|e| e.code()).is_some_and(|c| {
-        matches!(c, "TransactionCanceledException" | "TransactionConflictException" | "ConditionalCheckFailedException")
-    })
+    error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| {
+            matches!(
+                c,
+                "TransactionCanceledException"
+                    | "TransactionConflictException"
+                    | "ConditionalCheckFailedException"
+            )
+        })
 }
