@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::error::{ApiError, FieldError, join_path};
 use crate::filter::{FilterSet, Match, Sort, parse_filters_json};
 use crate::model::{ObjectId, User};
+use crate::validate::json_type_name;
 
 /// Most fields a request may select (the reference's `Field[1,16]`).
 pub const MAX_FIELDS: usize = 16;
@@ -204,17 +205,6 @@ impl Default for ExportRequest {
 
 const BODY_KEYS: &str = "sort, match, filters, users, fields";
 
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// The members of `object` other than `null`.
 fn member<'a>(object: &'a serde_json::Map<String, Value>, key: &str) -> Option<&'a Value> {
     object.get(key).filter(|value| !value.is_null())
@@ -229,7 +219,7 @@ impl ExportRequest {
                 "body",
                 format!(
                     "must be a JSON object with any of {BODY_KEYS}, not {}",
-                    kind(body)
+                    json_type_name(body)
                 ),
             )]);
         };
@@ -300,7 +290,7 @@ fn parse_users(value: &Value) -> Result<Vec<ObjectId>, Vec<FieldError>> {
             "users",
             format!(
                 "must be an array of 1 to {MAX_EXPORT_USERS} user ids, not {}",
-                kind(value)
+                json_type_name(value)
             ),
         )]);
     };
@@ -329,7 +319,7 @@ fn parse_users(value: &Value) -> Result<Vec<ObjectId>, Vec<FieldError>> {
             )),
             None => errors.push(FieldError::new(
                 join_path("users", index),
-                format!("must be a user id string, not {}", kind(item)),
+                format!("must be a user id string, not {}", json_type_name(item)),
             )),
         }
     }
@@ -348,7 +338,7 @@ fn parse_fields(value: &Value) -> Result<Vec<ExportField>, Vec<FieldError>> {
             "fields",
             format!(
                 "must be an array of 1 to {MAX_FIELDS} field names, not {}",
-                kind(value)
+                json_type_name(value)
             ),
         )]);
     };
@@ -380,7 +370,7 @@ fn parse_fields(value: &Value) -> Result<Vec<ExportField>, Vec<FieldError>> {
             )),
             None => errors.push(FieldError::new(
                 path,
-                format!("must be a field name string, not {}", kind(item)),
+                format!("must be a field name string, not {}", json_type_name(item)),
             )),
         }
     }

@@ -18,6 +18,7 @@ use crate::model::{
     DEFAULT_PREFIX, MAX_VALUE_CHARS, ObjectId, Timestamp, User, is_known_default_key,
     is_valid_custom_key,
 };
+use crate::validate::json_type_name;
 
 /// Most filters a request may carry.
 pub const MAX_FILTERS: usize = 5;
@@ -355,17 +356,6 @@ const SORT_ORDER_MESSAGE: &str = "must be asc or desc";
 // JSON parsing
 // ---------------------------------------------------------------------------
 
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
 /// A string of `1..=max` characters.
 fn text_value(value: &Value, max: usize) -> Result<String, String> {
     let message = || format!("must be a string of 1 to {max} characters");
@@ -378,7 +368,7 @@ fn text_value(value: &Value, max: usize) -> Result<String, String> {
                 Err(message())
             }
         }
-        _ => Err(format!("{}, not {}", message(), json_type(value))),
+        _ => Err(format!("{}, not {}", message(), json_type_name(value))),
     }
 }
 
@@ -398,7 +388,7 @@ fn segment_value(value: &Value) -> Result<ObjectId, String> {
             .map_err(|_| "must be a segment id (24 hexadecimal characters)".to_owned()),
         _ => Err(format!(
             "must be a segment id (24 hexadecimal characters), not {}",
-            json_type(value)
+            json_type_name(value)
         )),
     }
 }
@@ -408,7 +398,7 @@ fn date_value(value: &Value) -> Result<Timestamp, String> {
         Value::String(text) => Timestamp::parse(text).map_err(|e| e.to_string()),
         _ => Err(format!(
             "must be a date-time string such as 2019-01-23T13:32:30.163Z, not {}",
-            json_type(value)
+            json_type_name(value)
         )),
     }
 }
@@ -453,7 +443,7 @@ impl Filter {
                 path,
                 format!(
                     "must be a filter object with field, operator and value, not {}",
-                    json_type(value)
+                    json_type_name(value)
                 ),
             )]);
         };
@@ -477,7 +467,7 @@ impl Filter {
             Some(other) => {
                 errors.push(FieldError::new(
                     &field_path,
-                    format!("must be a string, not {}", json_type(other)),
+                    format!("must be a string, not {}", json_type_name(other)),
                 ));
                 None
             }
@@ -519,7 +509,7 @@ impl Filter {
             Some(other) => {
                 errors.push(FieldError::new(
                     &operator_path,
-                    format!("must be a string, not {}", json_type(other)),
+                    format!("must be a string, not {}", json_type_name(other)),
                 ));
                 None
             }
@@ -573,7 +563,7 @@ pub fn parse_filters_json(value: &Value, path: &str) -> Result<Vec<Filter>, Vec<
             path,
             format!(
                 "must be an array of 1 to {MAX_FILTERS} filter objects, not {}",
-                json_type(value)
+                json_type_name(value)
             ),
         )]);
     };
@@ -607,7 +597,7 @@ impl Sort {
                 path,
                 format!(
                     "must be an object with field and order, not {}",
-                    json_type(value)
+                    json_type_name(value)
                 ),
             )]);
         };

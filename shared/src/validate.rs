@@ -37,7 +37,8 @@ pub struct NewConversation {
     pub session_attributes: AttributePatch,
 }
 
-fn type_name(value: &Value) -> &'static str {
+/// How an error message names a JSON value's type ("a string", "null").
+pub fn json_type_name(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -58,7 +59,7 @@ fn expect_object<'a>(
         other => {
             errors.push(FieldError::new(
                 if path.is_empty() { "body" } else { path },
-                format!("must be an object, not {}", type_name(other)),
+                format!("must be an object, not {}", json_type_name(other)),
             ));
             None
         }
@@ -101,7 +102,7 @@ fn string_within(
         other => {
             errors.push(FieldError::new(
                 path,
-                format!("must be a string, not {}", type_name(other)),
+                format!("must be a string, not {}", json_type_name(other)),
             ));
             None
         }
@@ -125,7 +126,10 @@ pub fn parse_object_id(
         other => {
             errors.push(FieldError::new(
                 path,
-                format!("must be a 24-character id string, not {}", type_name(other)),
+                format!(
+                    "must be a 24-character id string, not {}",
+                    json_type_name(other)
+                ),
             ));
             None
         }
@@ -313,7 +317,7 @@ pub fn split_create_body(value: Value) -> Result<(Vec<Value>, bool), Vec<FieldEr
             "body",
             format!(
                 "must be a user object or an array of them, not {}",
-                type_name(&other)
+                json_type_name(&other)
             ),
         )]),
     }
@@ -351,7 +355,7 @@ pub fn parse_ban_body(value: &Value) -> Result<bool, Vec<FieldError>> {
         Some(other) => {
             errors.push(FieldError::new(
                 "banned",
-                format!("must be a boolean, not {}", type_name(other)),
+                format!("must be a boolean, not {}", json_type_name(other)),
             ));
             None
         }
@@ -376,7 +380,10 @@ pub fn parse_segment_ids(
     let Value::Array(items) = value else {
         return Err(vec![FieldError::new(
             "body",
-            format!("must be an array of segment ids, not {}", type_name(value)),
+            format!(
+                "must be an array of segment ids, not {}",
+                json_type_name(value)
+            ),
         )]);
     };
     let min = usize::from(!allow_empty);

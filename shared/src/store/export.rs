@@ -27,14 +27,13 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::Stream;
 
 use super::Store;
-use super::expression::filter_expression;
-use super::items::{GhostItem, Item, ProfileItem, attr, from_item, n, s};
+use super::items::{GhostItem, Item, ProfileItem, attr, from_item, s};
 use super::keys::{self, Index};
-use super::list::{Entry, index_lookup, sort_index, sort_key_of, to_attribute_value};
+use super::list::{Entry, index_lookup, sort_index, sort_key_of, walk_filter};
 use super::sdk_error;
 use crate::error::ApiError;
 use crate::export::{ExportRequest, ExportScope};
-use crate::filter::{FilterSet, Sort, SortField, SortOrder};
+use crate::filter::{FilterSet, Sort, SortOrder};
 use crate::model::{AccountId, Timestamp, User};
 
 /// Items read per `Query` call, and most users per page of the stream.
@@ -99,40 +98,9 @@ impl Walk {
     /// when the export began, and users created since are left out.
     fn new(account: &AccountId, sort: Sort, filters: FilterSet, as_of: Timestamp) -> Self {
         let index = sort_index(sort);
-        let expression = filter_expression(&filters);
         let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
         let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
-        if let Some(expression) = &expression {
-            names.extend(expression.names.iter().map(|(k, v)| (k.clone(), v.clone())));
-            values.extend(
-                expression
-                    .values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), to_attribute_value(v))),
-            );
-        }
-        let user_filter = expression.map(|e| e.text);
-        let filter_text = if sort.field == SortField::LastSeen {
-            names.extend([
-                ("#ghost".to_owned(), attr::GHOST_OF.to_owned()),
-                ("#vfrom".to_owned(), attr::VALID_FROM.to_owned()),
-                ("#vuntil".to_owned(), attr::VALID_UNTIL.to_owned()),
-                ("#since".to_owned(), attr::SEEN_SINCE.to_owned()),
-                ("#created".to_owned(), attr::CREATED_AT.to_owned()),
-            ]);
-            values.insert(":asof".to_owned(), n(as_of.millis()));
-            let placed =
-                "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
-            let profile = match user_filter {
-                Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
-                None => format!("(attribute_not_exists(#ghost) AND {placed})"),
-            };
-            Some(format!(
-                "({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"
-            ))
-        } else {
-            user_filter
-        };
+        let filter_text = walk_filter(sort, &filters, Some(as_of), &mut names, &mut values);
         Self {
             index,
             ascending: sort.order == SortOrder::Asc,

@@ -119,6 +119,56 @@ pub(super) fn to_attribute_value(value: &ExprValue) -> AttributeValue {
     }
 }
 
+/// The `FilterExpression` of a walk over `sort`'s index: the user's filters
+/// and, on the last-seen index, the ghost rule — outside a snapshot ghosts are
+/// skipped; under snapshot `as_of` a profile counts if it had its place by
+/// then and a ghost if its place was its user's then (see the module doc).
+/// Adds the placeholders it uses to `names` and `values`.
+pub(super) fn walk_filter(
+    sort: Sort,
+    filters: &FilterSet,
+    as_of: Option<Timestamp>,
+    names: &mut HashMap<String, String>,
+    values: &mut HashMap<String, AttributeValue>,
+) -> Option<String> {
+    let filter = filter_expression(filters);
+    if let Some(filter) = &filter {
+        names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
+        values.extend(
+            filter
+                .values
+                .iter()
+                .map(|(k, v)| (k.clone(), to_attribute_value(v))),
+        );
+    }
+    let user_filter = filter.map(|f| f.text);
+    if sort.field != SortField::LastSeen {
+        return user_filter;
+    }
+    names.insert("#ghost".to_owned(), attr::GHOST_OF.to_owned());
+    let Some(as_of) = as_of else {
+        return Some(match user_filter {
+            Some(f) => format!("(attribute_not_exists(#ghost) AND {f})"),
+            None => "attribute_not_exists(#ghost)".to_owned(),
+        });
+    };
+    names.extend([
+        ("#vfrom".to_owned(), attr::VALID_FROM.to_owned()),
+        ("#vuntil".to_owned(), attr::VALID_UNTIL.to_owned()),
+        ("#since".to_owned(), attr::SEEN_SINCE.to_owned()),
+        ("#created".to_owned(), attr::CREATED_AT.to_owned()),
+    ]);
+    values.insert(":asof".to_owned(), n(as_of.millis()));
+    let placed = "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
+    let profile = match user_filter {
+        Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
+        None => format!("(attribute_not_exists(#ghost) AND {placed})"),
+    };
+    Some(format!(
+        "({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"
+    ))
+}
+
 impl Store {
     /// One page of the account's users matching the query.
     pub async fn list_users(
@@ -225,7 +275,6 @@ impl Store {
         let ascending = query.sort.order == SortOrder::Asc;
         let by_seen = query.sort.field == SortField::LastSeen;
         let limit = query.limit as usize;
-        let filter = filter_expression(&query.filters);
         let mut key_condition = "#ipk = :ipk".to_owned();
         let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
         let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
@@ -239,45 +288,7 @@ impl Store {
             names.insert("#isk".to_owned(), index.sk.to_owned());
             values.insert(":after".to_owned(), s(after.key.clone()));
         }
-        if let Some(filter) = &filter {
-            names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
-            values.extend(
-                filter
-                    .values
-                    .iter()
-                    .map(|(k, v)| (k.clone(), to_attribute_value(v))),
-            );
-        }
-        let user_filter = filter.as_ref().map(|f| f.text.as_str());
-        let filter_text = if by_seen {
-            names.insert("#ghost".to_owned(), attr::GHOST_OF.to_owned());
-            match as_of {
-                Some(as_of) => {
-                    names.extend([
-                        ("#vfrom".to_owned(), attr::VALID_FROM.to_owned()),
-                        ("#vuntil".to_owned(), attr::VALID_UNTIL.to_owned()),
-                        ("#since".to_owned(), attr::SEEN_SINCE.to_owned()),
-                        ("#created".to_owned(), attr::CREATED_AT.to_owned()),
-                    ]);
-                    values.insert(":asof".to_owned(), n(as_of.millis()));
-                    let placed =
-                        "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
-                    let profile = match user_filter {
-                        Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
-                        None => format!("(attribute_not_exists(#ghost) AND {placed})"),
-                    };
-                    Some(format!(
-                        "({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"
-                    ))
-                }
-                None => Some(match user_filter {
-                    Some(f) => format!("(attribute_not_exists(#ghost) AND {f})"),
-                    None => "attribute_not_exists(#ghost)".to_owned(),
-                }),
-            }
-        } else {
-            user_filter.map(str::to_owned)
-        };
+        let filter_text = walk_filter(query.sort, &query.filters, as_of, &mut names, &mut values);
         let filtered = filter_text.is_some();
         let mut entries: Vec<Entry> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
