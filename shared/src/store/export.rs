@@ -228,6 +228,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::filter::SortField;
     use crate::model::{ObjectId, sample_user};
 
     #[test]
