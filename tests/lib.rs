@@ -88,6 +88,28 @@ pub struct Answer {
     pub text: String,
 }
 
+impl Answer {
+    /// Reads a whole response.
+    pub async fn from_response(response: axum::response::Response) -> Self {
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Answer {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+}
+
 /// The local server's whole app (every function behind the auth layer) on a fresh table.
 pub struct TestApi {
     pub app: Router,
@@ -144,22 +166,7 @@ impl TestApi {
             .oneshot(request)
             .await
             .expect("the router answers");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Answer {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Answer::from_response(response).await
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Answer {

@@ -25,7 +25,6 @@ use std::sync::Once;
 use axum::Router;
 use axum::body::Body;
 use http::StatusCode;
-use http_body_util::BodyExt;
 use lambda_http::request::RequestContext;
 use serde_json::{Value, json};
 use shared::http::AppState;
@@ -100,22 +99,7 @@ async fn invoke(function: Function, store: &Store, event: &Value) -> Answer {
         .oneshot(request(event).map(Body::new))
         .await
         .expect("the router answers");
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response
-        .into_body()
-        .collect()
-        .await
-        .expect("body")
-        .to_bytes();
-    let text = String::from_utf8_lossy(&bytes).into_owned();
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Answer {
-        status,
-        headers,
-        body,
-        text,
-    }
+    Answer::from_response(response).await
 }
 
 fn assert_ok(answer: &Answer) {
