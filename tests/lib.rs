@@ -305,3 +305,13 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
     }
     ids
 }
+
+/// The ids of a `GET /users` answer's `data`, in order.
+pub fn ids_of(answer: &Value) -> Vec<String> {
+    answer["data"]
+        .as_array()
+        .expect("a data array")
+        .iter()
+        .map(|u| u["id"].as_str().expect("an id").to_owned())
+        .collect()
+}

@@ -5,16 +5,7 @@ use std::collections::BTreeSet;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use users_api_tests::{TestApi, assert_error, error_fields};
-
-fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
-}
+use users_api_tests::{TestApi, assert_error, error_fields, ids_of};
 
 #[tokio::test]
 async fn recording_a_conversation_moves_count_last_seen_and_session_attributes() {

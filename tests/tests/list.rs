@@ -6,7 +6,7 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use shared::filter::ListQuery;
 use shared::model::AccountId;
-use users_api_tests::{SeedUser, TestApi, assert_error, error_fields, seed_users};
+use users_api_tests::{SeedUser, TestApi, assert_error, error_fields, ids_of, seed_users};
 
 /// Creates `n` users in order (one bulk request per 100) and returns their ids in creation order.
 async fn seed(
@@ -34,15 +34,6 @@ async fn seed(
         );
     }
     ids
-}
-
-fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
 }
 
 /// Pages through `uri` (which has no `after`) and returns every id, in order.
