@@ -131,7 +131,15 @@ cargo lambda --version
 
 # ---------------------------------------------------------------------------
 section "build"
-cargo build --locked -p users-api -p users-function -p segments-function -p export-function -p authorizer-function --bins
+# Each function on its own, exactly as the emulator's `cargo run --package
+# <fn>-function` will build it: cargo unifies features over the packages of
+# one command, so a single `cargo build -p a -p b ...` would leave each
+# emulator to rebuild its dependencies at its first start (and all four at
+# once, on a cold cache, outlast the start-up wait).
+for fn in "${FUNCTIONS[@]}"; do
+    cargo build --locked --package "$fn-function"
+done
+cargo build --locked --package users-api
 
 section "table $TABLE and a token for account '$ACCOUNT' on $ENDPOINT"
 TABLE_CREATED=1
@@ -154,7 +162,7 @@ for fn in "${FUNCTIONS[@]}"; do
     echo "$fn: emulator pid ${WATCH_PID[$fn]} on 127.0.0.1:${PORT[$fn]}"
 done
 for fn in "${FUNCTIONS[@]}"; do
-    deadline=$((SECONDS + 60))
+    deadline=$((SECONDS + 180))
     until curl -s -o /dev/null -m 2 "http://127.0.0.1:${PORT[$fn]}/"; do
         if ! kill -0 "${WATCH_PID[$fn]}" 2>/dev/null || ((SECONDS > deadline)); then
             echo "the $fn emulator did not start:" >&2
