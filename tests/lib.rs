@@ -58,6 +58,14 @@ impl TestStore {
         }
     }
 
+    /// A new token for `account` (created if new).
+    pub async fn token(&self, account: &str) -> String {
+        self.store
+            .create_token(&AccountId::parse(account).expect("valid account"))
+            .await
+            .expect("token is created")
+    }
+
     /// Which engine the tests run on, for messages.
     pub fn engine_name() -> &'static str {
         if external_endpoint().is_some() {
@@ -130,10 +138,7 @@ impl TestApi {
 
     /// A new token for `account` (created if new).
     pub async fn token(&self, account: &str) -> String {
-        self.store
-            .create_token(&AccountId::parse(account).expect("valid account"))
-            .await
-            .expect("token is created")
+        self._store.token(account).await
     }
 
     /// Sends a request; `body` is sent as JSON.
@@ -314,4 +319,27 @@ pub fn ids_of(answer: &Value) -> Vec<String> {
         .iter()
         .map(|u| u["id"].as_str().expect("an id").to_owned())
         .collect()
+}
+
+/// A log sink a test can read back: give clones to a `tracing_subscriber`
+/// writer, then read [`LogCapture::text`].
+#[derive(Clone, Default)]
+pub struct LogCapture(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log lock")).into_owned()
+    }
+}
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -2,30 +2,12 @@
 //! route, status and duration — and never a token or an attribute value,
 //! even at `RUST_LOG=trace`.
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use serde_json::{Value, json};
-use users_api_tests::TestApi;
-
-/// A log sink the test can read back.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use users_api_tests::{LogCapture, TestApi};
 
 #[tokio::test]
 async fn access_logs_name_the_request_but_hold_no_secrets() {
-    let captured = Captured::default();
+    let captured = LogCapture::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -59,7 +41,7 @@ async fn access_logs_name_the_request_but_hold_no_secrets() {
     api.call(http::Method::GET, "/users", Some("uat_wrong-token"), None)
         .await;
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     for secret in [
         token.as_str(),
         secret_value,

@@ -6,9 +6,7 @@
 //! (as written, they stand for an unknown token); the tests, like
 //! `scripts/lambda_smoke.sh`, put a freshly created token in.
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use authorizer_function::{AuthorizerError, AuthorizerEvent, AuthorizerResponse, handle};
 use aws_lambda_events::apigw::{
@@ -17,59 +15,14 @@ use aws_lambda_events::apigw::{
 };
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
-use shared::engine::{EmbeddedEngine, local_client};
-use shared::model::AccountId;
+use shared::engine::local_client;
 use shared::store::Store;
+use users_api_tests::{LogCapture, TestStore};
 
 /// Where the fixtures put the token.
 const PLACEHOLDER: &str = "__TOKEN__";
 /// The stage ARN the fixtures' `methodArn`s belong to.
 const STAGE_ARN: &str = "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/v1/*";
-
-/// A store on a fresh table, and the engine behind it when embedded.
-struct TestStore {
-    store: Store,
-    _engine: Option<EmbeddedEngine>,
-}
-
-impl TestStore {
-    async fn new() -> Self {
-        static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let table = format!("authorizer-{}-{nanos:x}-{n}", std::process::id());
-        let (store, engine) = match std::env::var("USERS_API_TEST_ENDPOINT")
-            .ok()
-            .filter(|e| !e.is_empty())
-        {
-            Some(endpoint) => (Store::new(local_client(&endpoint), table), None),
-            None => {
-                let engine = EmbeddedEngine::start(None)
-                    .await
-                    .expect("embedded engine starts");
-                (
-                    Store::new(local_client(engine.endpoint()), table),
-                    Some(engine),
-                )
-            }
-        };
-        store.ensure_table().await.expect("table is created");
-        Self {
-            store,
-            _engine: engine,
-        }
-    }
-
-    async fn token(&self, account: &str) -> String {
-        self.store
-            .create_token(&AccountId::parse(account).unwrap())
-            .await
-            .expect("token is created")
-    }
-}
 
 /// An authorizer fixture's text, with `token` in place of the placeholder.
 fn fixture_text(name: &str, token: Option<&str>) -> String {
@@ -242,26 +195,11 @@ async fn an_event_without_method_arn_is_not_taken_for_a_bad_token() {
     );
 }
 
-/// A log sink shared with the test.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn the_token_is_never_logged() {
     let test = TestStore::new().await;
     let token = test.token("fixtures").await;
-    let logs = Captured::default();
+    let logs = LogCapture::default();
     let sink = logs.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
@@ -287,7 +225,7 @@ async fn the_token_is_never_logged() {
         .await
         .unwrap_err();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("allowed") && text.contains("refused"),
         "the handler logs its decisions: {text}"
