@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::expression::{ExprValue, filter_expression};
 use super::items::{CursorItem, GhostItem, Item, ProfileItem, attr, from_item, key, n, s, to_item};
@@ -479,47 +479,13 @@ impl Store {
         account: &AccountId,
         ids: &[ObjectId],
     ) -> Result<Vec<User>, ApiError> {
+        let wanted = ids
+            .iter()
+            .map(|&id| key(keys::user_pk(account, id), keys::PROFILE_SK))
+            .collect();
         let mut users = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|&id| key(keys::user_pk(account, id), keys::PROFILE_SK))
-                .collect();
-            for attempt in 0..super::users::MAX_ATTEMPTS {
-                if pending.is_empty() {
-                    break;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .build()
-                    .map_err(|e| ApiError::Internal(format!("build BatchGetItem: {e}")))?;
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(self.table(), request)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("BatchGetItem users", e))?;
-                let found = output
-                    .responses
-                    .and_then(|mut r| r.remove(self.table()))
-                    .unwrap_or_default();
-                self.count_read(found.len() as i32);
-                for item in found {
-                    users.push(from_item::<ProfileItem>(item)?.into_user());
-                }
-                if let Some(mut unprocessed) = output.unprocessed_keys
-                    && let Some(rest) = unprocessed.remove(self.table())
-                {
-                    pending = rest.keys;
-                    super::tx::backoff(attempt).await;
-                }
-            }
-            if !pending.is_empty() {
-                return Err(ApiError::Unavailable {
-                    detail: "BatchGetItem left keys unprocessed".into(),
-                });
-            }
+        for item in self.batch_get(wanted, false).await? {
+            users.push(from_item::<ProfileItem>(item)?.into_user());
         }
         Ok(users)
     }

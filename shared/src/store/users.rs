@@ -183,20 +183,35 @@ impl Store {
         account: &AccountId,
         ids: &BTreeSet<ObjectId>,
     ) -> Result<BTreeMap<ObjectId, SegmentItem>, ApiError> {
+        let wanted = ids
+            .iter()
+            .map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK))
+            .collect();
         let mut found = BTreeMap::new();
-        let ids: Vec<ObjectId> = ids.iter().copied().collect();
-        for chunk in ids.chunks(100) {
-            let mut pending: Vec<Item> = chunk
-                .iter()
-                .map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK))
-                .collect();
+        for item in self.batch_get(wanted, true).await? {
+            let segment: SegmentItem = from_item(item)?;
+            found.insert(segment.id, segment);
+        }
+        Ok(found)
+    }
+
+    /// The items at `keys` that exist (BatchGetItem, 100 keys a call, retrying
+    /// what DynamoDB leaves unprocessed); `consistent` for strong reads.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, ApiError> {
+        let mut found = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
             for attempt in 0..MAX_ATTEMPTS {
                 if pending.is_empty() {
                     break;
                 }
                 let request = KeysAndAttributes::builder()
                     .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(true)
+                    .consistent_read(consistent)
                     .build()
                     .map_err(|e| ApiError::Internal(format!("build BatchGetItem: {e}")))?;
                 let output = self
@@ -205,15 +220,13 @@ impl Store {
                     .request_items(self.table(), request)
                     .send()
                     .await
-                    .map_err(|e| sdk_error("BatchGetItem segments", e))?;
-                for item in output
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                let items = output
                     .responses
                     .and_then(|mut r| r.remove(self.table()))
-                    .unwrap_or_default()
-                {
-                    let segment: SegmentItem = from_item(item)?;
-                    found.insert(segment.id, segment);
-                }
+                    .unwrap_or_default();
+                self.count_read(items.len() as i32);
+                found.extend(items);
                 if let Some(mut unprocessed) = output.unprocessed_keys
                     && let Some(rest) = unprocessed.remove(self.table())
                 {
