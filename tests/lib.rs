@@ -31,6 +31,7 @@ pub fn external_endpoint() -> Option<String> {
 }
 
 /// A store on a fresh table of its own.
+#[derive(Clone)]
 pub struct TestStore {
     pub store: Store,
     _engine: Option<Arc<EmbeddedEngine>>,
@@ -64,6 +65,14 @@ impl TestStore {
             .create_token(&AccountId::parse(account).expect("valid account"))
             .await
             .expect("token is created")
+    }
+
+    /// The endpoint of the engine the table lives on (for another process).
+    pub fn endpoint(&self) -> String {
+        match &self._engine {
+            Some(engine) => engine.endpoint().to_owned(),
+            None => external_endpoint().expect("an external endpoint"),
+        }
     }
 
     /// Which engine the tests run on, for messages.
@@ -139,6 +148,17 @@ impl TestApi {
     /// A new token for `account` (created if new).
     pub async fn token(&self, account: &str) -> String {
         self._store.token(account).await
+    }
+
+    /// The same API on the same table, with another clean-up configuration
+    /// (e.g. none inline, to leave a delete's clean-up pending).
+    pub fn with_cleanup(&self, cleanup: shared::store::CleanupConfig) -> TestApi {
+        let store = self.store.clone().with_cleanup(cleanup);
+        Self {
+            app: users_api::app(AppState::new(store.clone())),
+            store,
+            _store: self._store.clone(),
+        }
     }
 
     /// Sends a request; `body` is sent as JSON.
@@ -245,8 +265,8 @@ pub struct SeedUser {
 /// order, and returns their ids: the same items `POST /users` writes
 /// (profile, `userId` claim, memberships), without a transaction per user.
 /// For tests that need large accounts (thousands of users) to exercise
-/// listing; creation itself is tested through the API. Segment counters are
-/// not moved.
+/// listing; creation itself is tested through the API. Segment counters move
+/// as `POST /users` moves them.
 pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> Vec<String> {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::model::{Attributes, ObjectId, Timestamp, User};
@@ -256,7 +276,11 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
     let account = AccountId::parse(account).expect("valid account");
     let mut ids = Vec::with_capacity(users.len());
     let mut requests = Vec::new();
+    let mut members: std::collections::BTreeMap<ObjectId, i64> = Default::default();
     for seed in users {
+        for segment in &seed.segments {
+            *members.entry(*segment).or_default() += 1;
+        }
         let now = Timestamp::now();
         let user = User {
             id: ObjectId::new(),
@@ -288,6 +312,28 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
                 .build()
         }));
     }
+    write_all(store, requests).await;
+    for (segment, count) in members {
+        store
+            .client()
+            .update_item()
+            .table_name(store.table())
+            .set_key(Some(shared::store::items::key(
+                keys::segment_pk(&account, segment),
+                keys::SEGMENT_SK,
+            )))
+            .update_expression("ADD #users :n")
+            .expression_attribute_names("#users", "users")
+            .expression_attribute_values(":n", shared::store::items::n(count))
+            .send()
+            .await
+            .expect("segment counter moves");
+    }
+    ids
+}
+
+/// Writes `requests` with `BatchWriteItem`, 25 a call, until none is left.
+async fn write_all(store: &Store, requests: Vec<aws_sdk_dynamodb::types::WriteRequest>) {
     for chunk in requests.chunks(25) {
         let mut pending = chunk.to_vec();
         for _ in 0..50 {
@@ -308,7 +354,101 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
         }
         assert!(pending.is_empty(), "batch write left items unprocessed");
     }
+}
+
+/// Loads `count` conversations of user `user` straight into the table (the
+/// items `POST /users/{id}/conversations` writes, each with `first_message`)
+/// and sets the user's conversation count; returns their ids, oldest first.
+pub async fn seed_conversations(
+    store: &Store,
+    account: &str,
+    user: &str,
+    count: usize,
+    first_message: &str,
+) -> Vec<String> {
+    use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+    use shared::model::{ObjectId, Timestamp};
+    use shared::store::items::{ConversationItem, key, n, to_item};
+    use shared::store::keys;
+
+    let account = AccountId::parse(account).expect("valid account");
+    let user: ObjectId = user.parse().expect("a user id");
+    let mut ids = Vec::with_capacity(count);
+    let requests = (0..count)
+        .map(|_| {
+            let id = ObjectId::new();
+            ids.push(id.to_string());
+            let item = ConversationItem {
+                pk: keys::user_pk(&account, user),
+                sk: keys::conversation_sk(id),
+                id,
+                date: Timestamp::now().millis(),
+                first_message: Some(first_message.to_owned()),
+            };
+            WriteRequest::builder()
+                .put_request(
+                    PutRequest::builder()
+                        .set_item(Some(to_item(&item).unwrap()))
+                        .build()
+                        .unwrap(),
+                )
+                .build()
+        })
+        .collect();
+    write_all(store, requests).await;
+    store
+        .client()
+        .update_item()
+        .table_name(store.table())
+        .set_key(Some(key(keys::user_pk(&account, user), keys::PROFILE_SK)))
+        .update_expression("ADD convs :n")
+        .expression_attribute_values(":n", n(count))
+        .send()
+        .await
+        .expect("conversation count moves");
     ids
+}
+
+/// How many items of the whole table mention `needle` anywhere (a key, an
+/// attribute name or value, a set element): a full `Scan`, for tests that
+/// prove nothing of an object is left.
+pub async fn items_mentioning(store: &Store, needle: &str) -> usize {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    fn mentions(value: &AttributeValue, needle: &str) -> bool {
+        match value {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.contains(needle),
+            AttributeValue::Ss(v) | AttributeValue::Ns(v) => v.iter().any(|s| s.contains(needle)),
+            AttributeValue::L(v) => v.iter().any(|x| mentions(x, needle)),
+            AttributeValue::M(m) => m
+                .iter()
+                .any(|(k, x)| k.contains(needle) || mentions(x, needle)),
+            _ => false,
+        }
+    }
+    let mut found = 0;
+    let mut start = None;
+    loop {
+        let output = store
+            .client()
+            .scan()
+            .table_name(store.table())
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("scan");
+        found += output
+            .items()
+            .iter()
+            .filter(|item| {
+                item.iter()
+                    .any(|(name, value)| name.contains(needle) || mentions(value, needle))
+            })
+            .count();
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return found;
+        }
+    }
 }
 
 /// The ids of a `GET /users` answer's `data`, in order.

@@ -11,6 +11,7 @@ use crate::model::{
     EMAIL_KEY, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_SEGMENT_NAME_CHARS, MAX_VALUE_CHARS, NAME_KEY,
     ObjectId, is_known_default_key, is_valid_custom_key,
 };
+use crate::store::{DETAILS_CONVERSATIONS, MAX_CONVERSATIONS_PAGE};
 
 /// Longest `userId`, in characters.
 pub const MAX_USER_ID_CHARS: usize = 256;
@@ -425,6 +426,54 @@ pub fn parse_segment_body(value: &Value) -> Result<String, Vec<FieldError>> {
     }
 }
 
+/// The query of `GET /users/{id}/conversations`: `limit` (1 to
+/// [`MAX_CONVERSATIONS_PAGE`], default [`DETAILS_CONVERSATIONS`]) and
+/// `after` (a conversation id). Unknown parameters are `400`.
+pub fn parse_conversations_query(
+    raw_query: Option<&str>,
+) -> Result<(Option<ObjectId>, usize), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut after = None;
+    let mut limit = DETAILS_CONVERSATIONS;
+    let mut seen = BTreeSet::new();
+    for (name, value) in form_urlencoded::parse(raw_query.unwrap_or("").as_bytes()) {
+        if !seen.insert(name.to_string()) {
+            errors.push(FieldError::new(name.as_ref(), "given more than once"));
+            continue;
+        }
+        match name.as_ref() {
+            "after" => match value.parse::<ObjectId>() {
+                Ok(id) => after = Some(id),
+                Err(_) => errors.push(FieldError::new(
+                    "after",
+                    "must be a conversation id (24 hexadecimal characters)",
+                )),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n)
+                    if value.bytes().all(|b| b.is_ascii_digit())
+                        && (1..=MAX_CONVERSATIONS_PAGE).contains(&n) =>
+                {
+                    limit = n
+                }
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    format!("must be an integer from 1 to {MAX_CONVERSATIONS_PAGE}"),
+                )),
+            },
+            other => errors.push(FieldError::new(
+                other,
+                "unknown query parameter; accepted: limit, after",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok((after, limit))
+    } else {
+        Err(errors)
+    }
+}
+
 /// The body of `POST /users/{id}/conversations`.
 pub fn parse_conversation_body(value: &Value) -> Result<NewConversation, Vec<FieldError>> {
     let mut errors = Vec::new();
@@ -670,6 +719,33 @@ mod tests {
             ["1"]
         );
         assert!(parse_segment_ids(&json!({"ids": [id]}), false).is_err());
+    }
+
+    #[test]
+    fn conversation_paging_query() {
+        assert_eq!(
+            parse_conversations_query(None).unwrap(),
+            (None, DETAILS_CONVERSATIONS)
+        );
+        let id = ObjectId::new();
+        assert_eq!(
+            parse_conversations_query(Some(&format!("after={id}&limit=100"))).unwrap(),
+            (Some(id), 100)
+        );
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=+5",
+            "after=xyz",
+            "page=2",
+            "limit=1&limit=2",
+        ] {
+            assert!(parse_conversations_query(Some(bad)).is_err(), "{bad}");
+        }
+        assert_eq!(
+            fields(&parse_conversations_query(Some("page=2&limit=0")).unwrap_err()),
+            ["page", "limit"]
+        );
     }
 
     #[test]

@@ -269,3 +269,65 @@ async fn a_last_seen_cursor_is_not_a_created_at_cursor() {
         400,
     );
 }
+
+#[tokio::test]
+async fn activity_while_the_first_page_is_read_neither_repeats_nor_skips_anyone() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    // GIVEN 1,500 users of which every 30th is picked: a filtered first page
+    // reads hundreds of users to fill itself
+    let seeds = (0..1500)
+        .map(|i| users_api_tests::SeedUser {
+            user_id: format!("u{i}"),
+            attributes: [("pick".to_owned(), if i % 30 == 0 { "yes" } else { "no" }.to_owned())]
+                .into(),
+            segments: vec![],
+        })
+        .collect();
+    let ids = users_api_tests::seed_users(&api.store, "acme", seeds).await;
+    let picked: Vec<String> = ids.iter().step_by(30).cloned().collect();
+    let done = AtomicBool::new(false);
+    let filter = "filters[0][field]=pick&filters[0][operator]=eq&filters[0][value]=yes";
+    // WHEN activity is recorded on picked users all the while, from before
+    // the first page is read until the last one is
+    let paging = async {
+        let mut seen = Vec::new();
+        let mut uri = format!("/users?sort.field=lastSeen&sort.order=desc&limit=10&{filter}");
+        for _ in 0..200 {
+            let answer = api.get(&uri, &token).await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            seen.extend(ids_of(&answer.body));
+            match answer.body["next"].as_str() {
+                Some(next) => {
+                    uri = format!(
+                        "/users?sort.field=lastSeen&sort.order=desc&limit=10&{filter}&after={next}"
+                    )
+                }
+                None => break,
+            }
+        }
+        done.store(true, Ordering::Relaxed);
+        seen
+    };
+    let activity = async {
+        let mut moved = 0;
+        while !done.load(Ordering::Relaxed) {
+            let mover = &picked[(moved * 7) % picked.len()];
+            let recorded = api
+                .post(&format!("/users/{mover}/conversations"), &token, json!({}))
+                .await;
+            assert_eq!(recorded.status, StatusCode::OK, "{}", recorded.text);
+            moved += 1;
+            tokio::task::yield_now().await;
+        }
+        moved
+    };
+    let (seen, moved) = tokio::join!(paging, activity);
+    // THEN every picked user is listed exactly once
+    assert!(moved > 0);
+    let unique: BTreeSet<&String> = seen.iter().collect();
+    assert_eq!(unique.len(), seen.len(), "a user was repeated ({moved} moves)");
+    let expected: BTreeSet<&String> = picked.iter().collect();
+    assert_eq!(unique, expected, "a user was skipped ({moved} moves)");
+}

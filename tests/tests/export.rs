@@ -18,6 +18,7 @@ use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
+use shared::deadline::Deadline;
 use shared::http::{AppState, with_account};
 use shared::model::{AccountId, Attributes, ObjectId, Timestamp, User};
 use shared::store::items::{ProfileItem, to_item};
@@ -731,4 +732,41 @@ async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone
         rows, expected,
         "each user once, where it was when the export began"
     );
+}
+
+#[tokio::test]
+async fn an_export_that_reaches_its_deadline_ends_as_a_failed_transfer() {
+    let api = TestApi::new().await;
+    let account = AccountId::parse("big").unwrap();
+    seed_directly(&api.store, &account, LARGE).await;
+    let router = export_function::router(AppState::new(api.store.clone()));
+    let read_all = |deadline: Deadline| {
+        let mut request = export_request(&account, json!({"fields": ["userId"]}));
+        request.extensions_mut().insert(deadline);
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let mut body = response.into_body();
+            let mut text = String::new();
+            while let Some(chunk) = next_chunk(&mut body).await {
+                match chunk {
+                    Ok(data) => text.push_str(std::str::from_utf8(&data).unwrap()),
+                    Err(_) => return (text, true),
+                }
+            }
+            (text, false)
+        }
+    };
+    // GIVEN time enough: the whole export.
+    let (text, failed) = read_all(Deadline::after(Duration::from_secs(120))).await;
+    assert!(!failed);
+    assert_eq!(text.lines().count(), 1 + LARGE);
+    // WHEN the deadline is near once the first rows are sent
+    let (text, failed) = read_all(Deadline::after(export_function::DEADLINE_MARGIN / 2)).await;
+    // THEN the transfer fails visibly instead of ending like a complete file
+    assert!(failed, "the body must end with an error");
+    let rows = text.lines().count() - 1;
+    assert!(rows < LARGE, "{rows} rows");
+    assert!(text.starts_with("User ID\r\n"));
 }

@@ -18,6 +18,11 @@
 //!    a truncated transfer, never JSON appended to the CSV. A client that
 //!    goes away stops the reading.
 //!
+//! The request's deadline (in Lambda, the invocation's: the function's
+//! timeout) is kept [`DEADLINE_MARGIN`] away: past that, no page is read and
+//! the body ends with an error, so an export that cannot finish in time is a
+//! failed transfer, never a CSV that looks complete but lacks its end.
+//!
 //! The same router runs under `lambda_http::run_with_streaming_response` in
 //! the Lambda and under `axum::serve` in the local server; both stream.
 //!
@@ -35,6 +40,7 @@ use axum::routing::post;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use serde_json::{Map, Value};
+use shared::deadline::Deadline;
 use shared::export::{CsvRows, ExportRequest};
 use shared::http::{Account, AppState, JsonBody, MAX_BODY_BYTES, finish};
 use shared::model::User;
@@ -49,6 +55,9 @@ pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
 pub const CSV_DISPOSITION: &str = "attachment; filename=\"users.csv\"";
 /// Chunks (one page of rows each) that may wait for the client.
 pub const CHANNEL_CHUNKS: usize = 2;
+/// What the export keeps in hand before its deadline: time to read a page,
+/// send it and end the stream.
+pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The routes of this function, without the shared fallbacks and layers.
 pub fn routes(state: AppState) -> Router {
@@ -71,6 +80,7 @@ async fn export(
     request: Request,
 ) -> ApiResult<Response> {
     let started = Instant::now();
+    let deadline = request.extensions().get::<Deadline>().copied();
     let body = body_of(request).await?;
     let request = ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let csv = CsvRows::new(request.fields.clone());
@@ -92,7 +102,14 @@ async fn export(
         ));
     }
     if first.is_some() {
-        tokio::spawn(send_rest(pages, csv, sender, rows, started).in_current_span());
+        let sending = Sending {
+            csv,
+            sender,
+            rows,
+            started,
+            deadline,
+        };
+        tokio::spawn(sending.rest(pages).in_current_span());
     } else {
         tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
     }
@@ -132,40 +149,75 @@ enum Ending {
     Complete,
     /// The client went away; reading stopped.
     ClientGone,
+    /// The deadline came before the last page: the body ends with an error.
+    OutOfTime,
 }
 
-/// Sends the pages after the first, one chunk each, as fast as the client
-/// takes them; a failure ends the body with an error.
-async fn send_rest(
-    mut pages: Pages,
+/// The sending of the pages after the first.
+struct Sending {
     csv: CsvRows,
     sender: mpsc::Sender<Chunk>,
-    mut rows: usize,
+    rows: usize,
     started: Instant,
-) {
-    let outcome: ApiResult<Ending> = async {
-        while let Some(page) = pages.try_next().await? {
-            let chunk = csv.rows(&page)?;
-            if sender.send(Ok(Bytes::from(chunk))).await.is_err() {
+    deadline: Option<Deadline>,
+}
+
+impl Sending {
+    /// Sends the pages after the first, one chunk each, as fast as the
+    /// client takes them; a failure, or the deadline, ends the body with an
+    /// error.
+    async fn rest(mut self, mut pages: Pages) {
+        let outcome = self.send_pages(&mut pages).await;
+        let (rows, duration_ms) = (self.rows, elapsed_ms(self.started));
+        let failure = match outcome {
+            Ok(Ending::Complete) => {
+                tracing::info!(rows, duration_ms, "export finished");
+                return;
+            }
+            Ok(Ending::ClientGone) => {
+                tracing::info!(rows, duration_ms, "export stopped: the client went away");
+                return;
+            }
+            Ok(Ending::OutOfTime) => {
+                tracing::warn!(
+                    rows,
+                    duration_ms,
+                    "export stopped at its deadline; the body ends early"
+                );
+                "the export ran out of time"
+            }
+            Err(error) => {
+                // `Debug` carries the detail the client never sees.
+                tracing::error!(rows, duration_ms, error = ?error, "export failed mid-stream; the body ends early");
+                "the export failed mid-stream"
+            }
+        };
+        let _ = self.sender.send(Err(std::io::Error::other(failure))).await;
+    }
+
+    async fn send_pages(&mut self, pages: &mut Pages) -> ApiResult<Ending> {
+        loop {
+            let page = match self.deadline {
+                None => pages.try_next().await?,
+                Some(deadline) => {
+                    let left = deadline.remaining().saturating_sub(DEADLINE_MARGIN);
+                    if left.is_zero() {
+                        return Ok(Ending::OutOfTime);
+                    }
+                    match tokio::time::timeout(left, pages.try_next()).await {
+                        Ok(page) => page?,
+                        Err(_) => return Ok(Ending::OutOfTime),
+                    }
+                }
+            };
+            let Some(page) = page else {
+                return Ok(Ending::Complete);
+            };
+            let chunk = self.csv.rows(&page)?;
+            if self.sender.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return Ok(Ending::ClientGone);
             }
-            rows += page.len();
-        }
-        Ok(Ending::Complete)
-    }
-    .await;
-    let duration_ms = elapsed_ms(started);
-    match outcome {
-        Ok(Ending::Complete) => tracing::info!(rows, duration_ms, "export finished"),
-        Ok(Ending::ClientGone) => {
-            tracing::info!(rows, duration_ms, "export stopped: the client went away")
-        }
-        Err(error) => {
-            // `Debug` carries the detail the client never sees.
-            tracing::error!(rows, duration_ms, error = ?error, "export failed mid-stream; the body ends early");
-            let _ = sender
-                .send(Err(std::io::Error::other("the export failed mid-stream")))
-                .await;
+            self.rows += page.len();
         }
     }
 }

@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use axum::Router;
 use shared::ApiError;
+use shared::deadline::Deadline;
 use shared::engine::{EmbeddedEngine, local_client};
 use shared::http::{AppState, authorize, finish};
-use shared::store::Store;
+use shared::store::{CleanupConfig, Store};
 
 /// Every route of the API, as API Gateway would route them, behind the auth layer.
 pub fn app(state: AppState) -> Router {
@@ -21,6 +22,31 @@ pub fn app(state: AppState) -> Router {
         .merge(segments_function::routes(state.clone()))
         .merge(export_function::routes(state));
     finish(routes.layer(axum::middleware::from_fn_with_state(store, authorize)))
+}
+
+/// How long one background sweep of the clean-ups may work.
+pub const CLEANUP_SWEEP: Duration = Duration::from_secs(30);
+
+/// Finishes pending clean-ups (what deletes leave behind) in the background,
+/// as the clean-up function does in AWS: a sweep at once (a clean-up that a
+/// crash interrupted resumes at start-up), then one every `every`.
+pub fn clean_up_in_background(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match store.run_cleanup(Deadline::after(CLEANUP_SWEEP)).await {
+                Ok(sweep) if sweep.finished + sweep.pending > 0 => tracing::info!(
+                    finished = sweep.finished,
+                    pending = sweep.pending,
+                    "clean-up sweep"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = ?error, "clean-up sweep failed; retried later")
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
 }
 
 /// The file in the data directory that tells other processes (the CLI) where
@@ -54,13 +80,16 @@ pub async fn connect(
         ));
     }
     if reuse_running && let Some(endpoint) = running_engine(data_dir).await {
-        return Ok((Store::new(local_client(&endpoint), table), Backend::Remote));
+        let store =
+            Store::new(local_client(&endpoint), table).with_cleanup(CleanupConfig::from_env());
+        return Ok((store, Backend::Remote));
     }
     std::fs::create_dir_all(data_dir).map_err(|e| {
         ApiError::Internal(format!("create data directory {}: {e}", data_dir.display()))
     })?;
     let engine = EmbeddedEngine::start(Some(&data_dir.join(DATABASE_FILE))).await?;
-    let store = Store::new(local_client(engine.endpoint()), table);
+    let store =
+        Store::new(local_client(engine.endpoint()), table).with_cleanup(CleanupConfig::from_env());
     Ok((store, Backend::Embedded(engine)))
 }
 

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use shared::http::{AppState, init_logging};
 use shared::model::AccountId;
-use users_api::{Backend, announce, app, connect};
+use users_api::{Backend, announce, app, clean_up_in_background, connect};
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,15 @@ struct Cli {
     /// The table name.
     #[arg(long, env = "TABLE_NAME", default_value = shared::store::DEFAULT_TABLE, global = true)]
     table: String,
+    /// How often the server finishes pending clean-ups of deleted users and
+    /// segments, in milliseconds.
+    #[arg(
+        long,
+        env = "USERS_API_CLEANUP_INTERVAL_MS",
+        default_value_t = 1000,
+        global = true
+    )]
+    cleanup_interval_ms: u64,
     /// Address the server listens on.
     #[arg(
         long,
@@ -101,6 +110,10 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("listen on {addr}: {e}"))?;
+            let _cleanup = clean_up_in_background(
+                store.clone(),
+                std::time::Duration::from_millis(cli.cleanup_interval_ms),
+            );
             println!("Users API listening on http://{addr}");
             axum::serve(listener, app(AppState::new(store)))
                 .with_graceful_shutdown(shutdown_signal())

@@ -1,5 +1,5 @@
 //! The users function: `POST /users`, `GET /users`, `GET|PUT|DELETE /users/{id}`,
-//! `PUT /users/{id}/ban`, `POST /users/{id}/conversations`, and `GET /health`.
+//! `PUT /users/{id}/ban`, `POST|GET /users/{id}/conversations`, and `GET /health`.
 //!
 //! [`routes`] are the bare routes (the local server merges them with the other
 //! functions'); [`router`] is what the Lambda binary runs.
@@ -25,7 +25,10 @@ pub fn routes(state: AppState) -> Router {
             get(user_details).put(update_user).delete(delete_user),
         )
         .route("/users/{id}/ban", put(ban_user))
-        .route("/users/{id}/conversations", post(record_conversation))
+        .route(
+            "/users/{id}/conversations",
+            post(record_conversation).get(list_conversations),
+        )
         .with_state(state)
 }
 
@@ -171,6 +174,37 @@ async fn ban_user(
     let banned = validate::parse_ban_body(&body).map_err(ApiError::validation)?;
     state.store.set_banned(&account, id, banned).await?;
     Ok(Json(Envelope::success(None)))
+}
+
+/// A user's conversations, newest first, a page at a time (beyond the
+/// reference: the details show only the newest).
+async fn list_conversations(
+    State(state): State<AppState>,
+    Account(account): Account,
+    PathId(id): PathId,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Response> {
+    let (after, limit) =
+        validate::parse_conversations_query(query.as_deref()).map_err(ApiError::validation)?;
+    let page = state
+        .store
+        .conversations(&account, id, after, limit)
+        .await?
+        .ok_or_else(|| ApiError::not_found("user"))?;
+    Ok(Json(ConversationList {
+        count: page.conversations.len(),
+        data: &page.conversations,
+        next: page.next,
+    })
+    .into_response())
+}
+
+/// The answer of `GET /users/{id}/conversations`, shaped like `GET /users`'s.
+#[derive(serde::Serialize)]
+struct ConversationList<'a> {
+    data: &'a [shared::model::Conversation],
+    count: usize,
+    next: Option<shared::model::ObjectId>,
 }
 
 async fn record_conversation(

@@ -59,10 +59,12 @@ async fn wrong_method() -> ApiError {
 }
 
 /// Gives a function's routes the API's behaviour for unknown routes (404),
-/// wrong methods (405), request ids and access logs.
+/// wrong methods (405), request ids and access logs, and each request its
+/// deadline (`crate::deadline`).
 pub fn finish(router: Router) -> Router {
     router
         .fallback(no_such_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(crate::deadline::middleware))
         .layer(axum::middleware::from_fn(observe))
 }

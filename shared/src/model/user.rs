@@ -79,7 +79,12 @@ pub struct SegmentRef {
     pub name: String,
 }
 
-/// The details form of a user (`GET /users/{id}`).
+/// The details form of a user (`GET /users/{id}`). Its size is bounded
+/// whatever the user's history: `conversations` holds the newest ones only
+/// (the store says how many), `conversationsCount` tells how many there are
+/// in all, and `conversationsNext` is the `after` of
+/// `GET /users/{id}/conversations` for the older ones (`null` when there are
+/// none).
 #[derive(Debug, Serialize)]
 pub struct UserDetails {
     pub id: ObjectId,
@@ -89,8 +94,12 @@ pub struct UserDetails {
     pub attributes: Attributes,
     #[serde(rename = "sessionAttributes")]
     pub session_attributes: BTreeMap<String, String>,
-    /// Newest first.
+    /// The newest conversations, newest first.
     pub conversations: Vec<Conversation>,
+    #[serde(rename = "conversationsCount")]
+    pub conversations_count: u64,
+    #[serde(rename = "conversationsNext")]
+    pub conversations_next: Option<ObjectId>,
     pub segments: Vec<SegmentRef>,
     #[serde(rename = "createdAt")]
     pub created_at: Timestamp,
@@ -99,12 +108,16 @@ pub struct UserDetails {
 }
 
 impl UserDetails {
+    /// `conversations` are the newest (in any order: they are shown newest
+    /// first, by id, which is time-ordered), `older` the `after` for the
+    /// rest.
     pub fn new(
         user: User,
         mut conversations: Vec<Conversation>,
+        older: Option<ObjectId>,
         segments: Vec<SegmentRef>,
     ) -> Self {
-        conversations.sort_by(|a, b| b.date.cmp(&a.date).then(b.id.cmp(&a.id)));
+        conversations.sort_by(|a, b| b.id.cmp(&a.id));
         Self {
             id: user.id,
             user_id: user.user_id,
@@ -112,6 +125,8 @@ impl UserDetails {
             attributes: user.attributes,
             session_attributes: user.session_attributes,
             conversations,
+            conversations_count: user.conversations,
+            conversations_next: older,
             segments,
             created_at: user.created_at,
             last_seen: user.last_seen,
@@ -174,7 +189,7 @@ pub(crate) mod tests {
             date: Timestamp::from_millis(20_000),
             first_message: None,
         };
-        let details = UserDetails::new(sample_user(), vec![older, newer], vec![]);
+        let details = UserDetails::new(sample_user(), vec![older, newer], None, vec![]);
         let json = serde_json::to_value(&details).unwrap();
         assert_eq!(json["conversations"][0]["date"], "1970-01-01 00:00:20.000Z");
         assert_eq!(
@@ -187,6 +202,8 @@ pub(crate) mod tests {
         );
         assert_eq!(json["conversations"][1]["firstMessage"], "hello");
         assert_eq!(json["segments"], serde_json::json!([]));
+        assert_eq!(json["conversationsCount"], 0);
+        assert_eq!(json["conversationsNext"], serde_json::Value::Null);
         assert_eq!(json["sessionAttributes"], serde_json::json!({}));
     }
 }

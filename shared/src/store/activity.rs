@@ -7,8 +7,9 @@
 //! item for as long as a paging snapshot lives.
 
 use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
-use super::tx::{Expr, Outcome, Transaction, backoff};
-use super::users::{MAX_ATTEMPTS, absent};
+use super::size::check_profile_fits;
+use super::tx::{Expr, Transaction};
+use super::users::absent;
 use super::{Store, keys};
 use crate::error::ApiError;
 use crate::model::{AccountId, Attributes, MAX_ATTRIBUTES, ObjectId, Timestamp};
@@ -27,12 +28,12 @@ impl Store {
         conversation: &NewConversation,
     ) -> Result<ObjectId, ApiError> {
         let id = ObjectId::new();
-        for attempt in 0..MAX_ATTEMPTS {
-            let profile = self
+        self.until_decided("record conversation", || async {
+            let mut profile = self
                 .get_profile(account, user)
                 .await?
                 .ok_or_else(|| ApiError::not_found("user"))?;
-            let mut session = Attributes(profile.sess.clone());
+            let mut session = Attributes(std::mem::take(&mut profile.sess));
             session.apply(&conversation.session_attributes);
             if session.len() > MAX_ATTRIBUTES {
                 return Err(ApiError::field(
@@ -40,6 +41,8 @@ impl Store {
                     format!("a user holds at most {MAX_ATTRIBUTES} session attributes"),
                 ));
             }
+            profile.sess = session.0;
+            check_profile_fits(&profile, "sessionAttributes")?;
             // lastSeen never moves backwards, even when clocks of two writers disagree.
             let now = Timestamp::now().max(Timestamp::from_millis(profile.last_seen));
             let item = ConversationItem {
@@ -72,20 +75,16 @@ impl Store {
                     .name("#convs", attr::CONVERSATIONS)
                     .value(
                         ":sess",
-                        serde_dynamo::to_attribute_value(&session.0).map_err(|e| ApiError::Internal(e.to_string()))?,
+                        serde_dynamo::to_attribute_value(&profile.sess).map_err(|e| ApiError::Internal(e.to_string()))?,
                     )
                     .value(":now", n(now.millis()))
                     .value(":seen_key", s(keys::time_sort_key(now, user)))
                     .value(":one", n(1)),
                 Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
             );
-            if let Outcome::Committed = self.commit(transaction).await? {
-                return Ok(id);
-            }
-            backoff(attempt).await;
-        }
-        Err(ApiError::Unavailable {
-            detail: "record conversation lost too many races".into(),
+            Ok(self.commit(transaction).await?.committed())
         })
+        .await?;
+        Ok(id)
     }
 }

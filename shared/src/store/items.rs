@@ -244,6 +244,53 @@ pub struct CursorItem {
     pub as_of: i64,
     #[serde(rename = "expiresAt")]
     pub expires_at: i64,
+    /// The cursors resting on the user at `position`, so that erasing the
+    /// user removes them (`keys::cursors_of_user_pk`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi4pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gsi4sk: Option<String>,
+}
+
+/// What a clean-up job cleans up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// An erased user's conversations, ghosts, memberships and cursors.
+    User,
+    /// A deleted segment's memberships.
+    Segment,
+}
+
+/// A clean-up still to do (see `cleanup`): kept until nothing is left.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobItem {
+    pub pk: String,
+    /// The partition key of the object being cleaned up.
+    pub sk: String,
+    pub kind: JobKind,
+    pub account: String,
+    pub id: ObjectId,
+    /// When the object was hidden (millis).
+    #[serde(rename = "createdAt")]
+    pub created_at: i64,
+    /// How often a worker left it unfinished.
+    #[serde(default)]
+    pub passes: u64,
+}
+
+impl JobItem {
+    pub fn new(kind: JobKind, account: &AccountId, id: ObjectId, object_pk: String) -> Self {
+        Self {
+            pk: keys::job_pk(id),
+            sk: object_pk,
+            kind,
+            account: account.to_string(),
+            id,
+            created_at: Timestamp::now().millis(),
+            passes: 0,
+        }
+    }
 }
 
 /// A developer token, keyed by its SHA-256.
@@ -297,7 +344,10 @@ mod tests {
             item.get("banned"),
             Some(AttributeValue::Bool(false))
         ));
-        assert_eq!(item.get("gsi3pk"), Some(&s("A#acme#EMAIL#joe@doe.com")));
+        assert_eq!(
+            item.get("gsi3pk"),
+            Some(&s(format!("A#acme#EMAIL#{}", keys::digest("joe@doe.com"))))
+        );
         let back: ProfileItem = from_item(item).unwrap();
         assert_eq!(back.into_user(), user);
     }

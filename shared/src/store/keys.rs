@@ -1,21 +1,36 @@
 //! The single-table layout: how each kind of item is keyed. Every key of an
 //! account's object starts with `A#{account}#`, so no query can reach across
-//! accounts; tokens are keyed by the SHA-256 of the token, never the token.
+//! accounts (and IAM's `dynamodb:LeadingKeys` can hold the API functions to
+//! `A#*`); tokens are keyed by the SHA-256 of the token, never the token.
+//!
+//! Keys never carry client text as it came: a value from a request (a
+//! `userId`, an e-mail address, a segment name) appears in a key only as its
+//! SHA-256 in hex ([`digest`]), so every key has a fixed, small size whatever
+//! the script of the input (DynamoDB allows 2,048 bytes of partition key and
+//! 1,024 of sort key), and a lookup hashes the value the same way.
 //!
 //! | item              | pk                          | sk          | index keys |
 //! |-------------------|-----------------------------|-------------|------------|
-//! | user profile      | `A#{acct}#U#{id}`           | `P`         | `gsi1` created, `gsi2` last seen, `gsi3` e-mail |
+//! | user profile      | `A#{acct}#U#{id}`           | `P`         | `gsi1` created, `gsi2` last seen, `gsi3` e-mail (hashed) |
 //! | conversation      | `A#{acct}#U#{id}`           | `C#{convId}`| — |
 //! | membership        | `A#{acct}#U#{id}`           | `M#{segId}` | `gsi4` = segment members |
-//! | `userId` claim    | `A#{acct}#UID#{userId}`     | `K`         | — |
+//! | `userId` claim    | `A#{acct}#UID#{sha256(userId)}` | `K`     | — |
 //! | segment           | `A#{acct}#S#{segId}`        | `S`         | `gsi1` segments by creation |
-//! | segment-name claim| `A#{acct}#SN#{name}`        | `K`         | — |
+//! | segment-name claim| `A#{acct}#SN#{sha256(name)}`| `K`         | — |
 //! | last-seen ghost   | `A#{acct}#U#{id}`           | `G#{oldKey}`| `gsi2` the user's former place |
-//! | paging cursor     | `A#{acct}#CUR#{cursorId}`   | `R`         | — |
+//! | paging cursor     | `A#{acct}#CUR#{cursorId}`   | `R`         | `gsi4` = the cursors resting on a user |
+//! | clean-up job      | `JOB#{shard}`               | the object's pk | — |
 //! | token             | `T#{sha256(token)}`         | `T`         | — |
 //! | account           | `ACCOUNT#{acct}`            | `A`         | — |
 
+use sha2::{Digest, Sha256};
+
 use crate::model::{AccountId, ObjectId, Timestamp};
+
+/// The SHA-256 of a client-supplied value, in hex: how such a value enters a key.
+pub fn digest(value: &str) -> String {
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
 
 pub const PK: &str = "pk";
 pub const SK: &str = "sk";
@@ -88,11 +103,11 @@ pub fn time_sort_key(at: Timestamp, id: ObjectId) -> String {
 }
 
 pub fn email_pk(account: &AccountId, email: &str) -> String {
-    format!("A#{account}#EMAIL#{email}")
+    format!("A#{account}#EMAIL#{}", digest(email))
 }
 
 pub fn user_id_claim_pk(account: &AccountId, user_id: &str) -> String {
-    format!("A#{account}#UID#{user_id}")
+    format!("A#{account}#UID#{}", digest(user_id))
 }
 
 pub fn segment_pk(account: &AccountId, id: ObjectId) -> String {
@@ -100,7 +115,7 @@ pub fn segment_pk(account: &AccountId, id: ObjectId) -> String {
 }
 
 pub fn segment_name_claim_pk(account: &AccountId, name: &str) -> String {
-    format!("A#{account}#SN#{name}")
+    format!("A#{account}#SN#{}", digest(name))
 }
 
 pub fn segment_members_pk(account: &AccountId, segment: ObjectId) -> String {
@@ -121,6 +136,27 @@ pub fn ghost_sk(old_sort_key: &str) -> String {
 
 pub fn cursor_pk(account: &AccountId, cursor: ObjectId) -> String {
     format!("A#{account}#CUR#{cursor}")
+}
+
+/// The members-index partition of the paging cursors that rest on a user's
+/// place, so that erasing the user finds them.
+pub fn cursors_of_user_pk(account: &AccountId, user: ObjectId) -> String {
+    format!("A#{account}#U#{user}#CUR")
+}
+
+/// How many partitions clean-up jobs are spread over.
+pub const JOB_SHARDS: u8 = 4;
+
+/// The partition of the clean-up job of the object `id`: spread by the id,
+/// so that each job has one known place.
+pub fn job_pk(id: ObjectId) -> String {
+    let shard = id.to_string().bytes().last().unwrap_or(0) % JOB_SHARDS;
+    format!("JOB#{shard}")
+}
+
+/// Every job partition, for the sweep.
+pub fn job_pks() -> impl Iterator<Item = String> {
+    (0..JOB_SHARDS).map(|shard| format!("JOB#{shard}"))
 }
 
 /// The id at the end of a sort key made by [`time_sort_key`].
@@ -152,6 +188,22 @@ mod tests {
                 < time_sort_key(Timestamp::from_millis(1_000), b)
         );
         assert_eq!(early.len(), 13 + 1 + 24);
+    }
+
+    #[test]
+    fn client_text_enters_keys_only_as_a_fixed_size_digest() {
+        let account = AccountId::parse(&"a".repeat(64)).unwrap();
+        let long = "\u{1F600}".repeat(1024);
+        for key in [
+            email_pk(&account, &long),
+            user_id_claim_pk(&account, &long),
+            segment_name_claim_pk(&account, &long),
+        ] {
+            assert!(key.len() < 200, "{} bytes", key.len());
+            assert!(!key.contains('\u{1F600}'));
+        }
+        assert_eq!(email_pk(&account, "a@b.c"), email_pk(&account, "a@b.c"));
+        assert_ne!(email_pk(&account, "a@b.c"), email_pk(&account, "A@b.c"));
     }
 
     #[test]

@@ -237,7 +237,10 @@ impl Store {
         })
     }
 
-    /// A cursor for the page after `key` under snapshot `as_of`.
+    /// A cursor for the page after `key` under snapshot `as_of`. It lives as
+    /// long as the snapshot's ghosts are sure to: a ghost left at any time
+    /// after `as_of` lives at least [`CURSOR_LIFETIME_SECONDS`] from then.
+    /// It is indexed under the user at `key`, so erasing that user removes it.
     async fn mint_cursor(
         &self,
         account: &AccountId,
@@ -248,9 +251,12 @@ impl Store {
         let cursor = CursorItem {
             pk: keys::cursor_pk(account, id),
             sk: keys::CURSOR_SK.to_owned(),
+            gsi4pk: keys::id_of_sort_key(&key_after)
+                .map(|user| keys::cursors_of_user_pk(account, user)),
+            gsi4sk: Some(id.to_string()),
             position: key_after,
             as_of: as_of.millis(),
-            expires_at: Timestamp::now().unix_seconds() + CURSOR_LIFETIME_SECONDS,
+            expires_at: as_of.unix_seconds() + CURSOR_LIFETIME_SECONDS,
         };
         self.client
             .put_item()
@@ -278,7 +284,14 @@ impl Store {
         let mut key_condition = "#ipk = :ipk".to_owned();
         let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
         let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
-        let as_of = after.as_ref().and_then(|p| p.as_of);
+        // By lastSeen every page reads a snapshot, the first one too: fixed
+        // before anything is read, so activity during the read moves nobody
+        // into or out of the page.
+        let as_of = match after.as_ref().and_then(|p| p.as_of) {
+            Some(as_of) => Some(as_of),
+            None if by_seen => Some(Timestamp::now()),
+            None => None,
+        };
         if let Some(after) = &after {
             key_condition.push_str(if ascending {
                 " AND #isk > :after"

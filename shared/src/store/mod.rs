@@ -7,12 +7,15 @@
 //! engine or moto), so there is nothing a mock would be for.
 
 mod activity;
+mod cleanup;
+mod conversations;
 mod export;
 pub mod expression;
 pub mod items;
 pub mod keys;
 mod list;
 mod segments;
+pub mod size;
 mod table;
 mod tokens;
 mod tx;
@@ -21,12 +24,15 @@ mod users;
 use std::fmt::Debug;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 
 use crate::error::ApiError;
 
+pub use cleanup::{CleanupConfig, Sweep};
+pub use conversations::{ConversationPage, DETAILS_CONVERSATIONS, MAX_CONVERSATIONS_PAGE};
 pub use export::EXPORT_PAGE;
 pub use list::{Page, READ_BUDGET};
 pub use segments::SegmentChange;
@@ -44,7 +50,16 @@ pub struct Store {
     table: Arc<str>,
     /// Items read by queries since the store was made (for tests and metrics).
     items_read: Arc<AtomicU64>,
+    cleanup: CleanupConfig,
 }
+
+/// How long one attempt of a DynamoDB call may take before the SDK gives it
+/// up (and retries it, within [`OPERATION_TIMEOUT`]).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one DynamoDB call may take with the SDK's retries: under the
+/// API functions' 10 s timeout, so a stuck call is answered `503` by us, not
+/// cut off by Lambda.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(7);
 
 impl Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -60,18 +75,30 @@ impl Store {
             client,
             table: table.into(),
             items_read: Arc::default(),
+            cleanup: CleanupConfig::default(),
         }
+    }
+
+    /// The same store with another clean-up configuration.
+    pub fn with_cleanup(mut self, cleanup: CleanupConfig) -> Self {
+        self.cleanup = cleanup;
+        self
     }
 
     /// A store on the standard AWS configuration (region, credentials,
     /// `AWS_ENDPOINT_URL`), with `endpoint` overriding the endpoint when given.
     pub async fn from_env(endpoint: Option<&str>, table: impl Into<Arc<str>>) -> Self {
-        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+            .operation_timeout(OPERATION_TIMEOUT)
+            .build();
+        let mut loader =
+            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
         if let Some(endpoint) = endpoint {
             loader = loader.endpoint_url(endpoint);
         }
         let config = loader.load().await;
-        Self::new(Client::new(&config), table)
+        Self::new(Client::new(&config), table).with_cleanup(CleanupConfig::from_env())
     }
 
     pub fn table(&self) -> &str {
@@ -125,28 +152,4 @@ where
         }
         _ => ApiError::Internal(detail),
     }
-}
-
-/// Whether a conditional write failed its condition.
-pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|c| c == "ConditionalCheckFailedException")
-}
-
-/// Whether a transaction was cancelled (a condition failed or it collided with
-/// another transaction); the reasons are not relied on, as engines differ.
-pub(crate) fn is_transaction_cancelled<E: ProvideErrorMetadata, R>(error: &SdkError<E, R>) -> bool {
-    error
-        .as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|c| {
-            matches!(
-                c,
-                "TransactionCanceledException"
-                    | "TransactionConflictException"
-                    | "ConditionalCheckFailedException"
-            )
-        })
 }

@@ -5,10 +5,14 @@
 //! user's segments serialise instead of overwriting each other.
 
 use std::collections::BTreeSet;
+use std::ops::ControlFlow;
 
 use super::items::{ClaimItem, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item};
-use super::tx::{Expr, Outcome, Transaction, backoff};
-use super::users::{MAX_ATTEMPTS, SEGMENTS_PER_TRANSACTION, absent, count_members, exists};
+use super::size::check_profile_fits;
+use super::tx::{Expr, Outcome, Transaction};
+use super::users::{
+    SEGMENTS_PER_TRANSACTION, absent, check_segment_count, claim_of, count_members,
+};
 use super::{Store, keys, sdk_error};
 use crate::error::ApiError;
 use crate::model::{AccountId, ObjectId, Segment, Timestamp};
@@ -48,7 +52,7 @@ impl Store {
             gsi1sk: keys::time_sort_key(now, id),
         };
         let claim_pk = keys::segment_name_claim_pk(account, name);
-        for attempt in 0..MAX_ATTEMPTS {
+        self.until_decided("create segment", || async {
             let mut transaction = Transaction::default();
             transaction.put(
                 self.table(),
@@ -60,17 +64,16 @@ impl Store {
                 Some(absent()),
             );
             transaction.put(self.table(), to_item(&segment)?, Some(absent()));
-            if let Outcome::Committed = self.commit(transaction).await? {
-                return Ok(id);
-            }
-            if let Some(existing) = self.claim_owner(&claim_pk).await? {
+            let outcome = self.commit(transaction).await?;
+            if let Outcome::ConditionFailed(_) = outcome
+                && let Some(existing) = self.claim_owner(&claim_pk).await?
+            {
                 return Err(name_taken(Some(existing)));
             }
-            backoff(attempt).await;
-        }
-        Err(ApiError::Unavailable {
-            detail: "create segment lost too many races".into(),
+            Ok(outcome.committed())
         })
+        .await?;
+        Ok(id)
     }
 
     /// The account's segments, oldest first.
@@ -109,14 +112,14 @@ impl Store {
         id: ObjectId,
         name: &str,
     ) -> Result<(), ApiError> {
-        for attempt in 0..MAX_ATTEMPTS {
+        self.until_decided("rename segment", || async {
             let segment = self
                 .segments_by_id(account, &BTreeSet::from([id]))
                 .await?
                 .remove(&id)
                 .ok_or_else(|| ApiError::not_found("segment"))?;
             if segment.name == name {
-                return Ok(());
+                return Ok(ControlFlow::Break(()));
             }
             let new_claim = keys::segment_name_claim_pk(account, name);
             let mut transaction = Transaction::default();
@@ -135,7 +138,7 @@ impl Store {
                     keys::segment_name_claim_pk(account, &segment.name),
                     keys::CLAIM_SK,
                 ),
-                Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
+                Some(claim_of(id)),
             );
             transaction.update(
                 self.table(),
@@ -148,68 +151,16 @@ impl Store {
                         .value(":old", s(segment.name.clone())),
                 ),
             );
-            if let Outcome::Committed = self.commit(transaction).await? {
-                return Ok(());
-            }
-            if let Some(owner) = self.claim_owner(&new_claim).await?
+            let outcome = self.commit(transaction).await?;
+            if let Outcome::ConditionFailed(_) = outcome
+                && let Some(owner) = self.claim_owner(&new_claim).await?
                 && owner != id
             {
                 return Err(name_taken(Some(owner)));
             }
-            backoff(attempt).await;
-        }
-        Err(ApiError::Unavailable {
-            detail: "rename segment lost too many races".into(),
+            Ok(outcome.committed())
         })
-    }
-
-    /// Deletes a segment: the segment and its name claim go first (from then on
-    /// no answer shows it), then it is taken out of every member.
-    pub async fn delete_segment(&self, account: &AccountId, id: ObjectId) -> Result<(), ApiError> {
-        let segment = self
-            .segments_by_id(account, &BTreeSet::from([id]))
-            .await?
-            .remove(&id)
-            .ok_or_else(|| ApiError::not_found("segment"))?;
-        let mut transaction = Transaction::default();
-        transaction.delete(
-            self.table(),
-            key(keys::segment_pk(account, id), keys::SEGMENT_SK),
-            Some(exists()),
-        );
-        transaction.delete(
-            self.table(),
-            key(
-                keys::segment_name_claim_pk(account, &segment.name),
-                keys::CLAIM_SK,
-            ),
-            Some(Expr::new("id = :id").value(":id", s(id.to_string()))),
-        );
-        if let Outcome::Cancelled = self.commit(transaction).await? {
-            return Err(ApiError::not_found("segment"));
-        }
-        let mut start = None;
-        loop {
-            let (members, next) = self.segment_members(account, id, start, 100).await?;
-            for member in members {
-                match self
-                    .change_segments(
-                        account,
-                        member,
-                        SegmentChange::Remove,
-                        &BTreeSet::from([id]),
-                    )
-                    .await
-                {
-                    Ok(()) | Err(ApiError::NotFound(_)) => {}
-                    Err(e) => return Err(e),
-                }
-            }
-            start = next;
-            if start.is_none() {
-                return Ok(());
-            }
-        }
+        .await
     }
 
     /// One page of a segment's member ids from the members index.
@@ -270,8 +221,8 @@ impl Store {
         if change != SegmentChange::Remove {
             self.require_segments(account, ids).await?;
         }
-        for attempt in 0..MAX_ATTEMPTS {
-            let profile = self
+        self.until_decided("change segments", || async {
+            let mut profile = self
                 .get_profile(account, user)
                 .await?
                 .ok_or_else(|| ApiError::not_found("user"))?;
@@ -286,7 +237,7 @@ impl Store {
                 ),
             };
             if added.is_empty() && removed.is_empty() {
-                return Ok(());
+                return Ok(ControlFlow::Break(()));
             }
             // At most SEGMENTS_PER_TRANSACTION changes per transaction; the loop goes on with the rest.
             let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
@@ -301,6 +252,11 @@ impl Store {
             target.extend(&added);
             for id in &removed {
                 target.remove(id);
+            }
+            if !added.is_empty() {
+                check_segment_count(target.len())?;
+                profile.segs = target.iter().map(ToString::to_string).collect();
+                check_profile_fits(&profile, "segments")?;
             }
             let mut transaction = Transaction::default();
             let set: Vec<String> = target.iter().map(ToString::to_string).collect();
@@ -337,17 +293,17 @@ impl Store {
                     count_members(&mut transaction, self.table(), account, segment, -1);
                 }
             }
-            if let Outcome::Committed = self.commit(transaction).await? {
-                continue;
-            }
-            if change != SegmentChange::Remove {
+            let outcome = self.commit(transaction).await?;
+            if let Outcome::ConditionFailed(_) = outcome
+                && change != SegmentChange::Remove
+            {
                 self.require_segments(account, &added.iter().copied().collect())
                     .await?;
             }
-            backoff(attempt).await;
-        }
-        Err(ApiError::Unavailable {
-            detail: "segment change lost too many races".into(),
+            // Committed or not, the next attempt re-reads: more changes than
+            // one transaction holds go on there, and a lost race is retried.
+            Ok(ControlFlow::Continue(()))
         })
+        .await
     }
 }

@@ -5,7 +5,8 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use sha2::{Digest, Sha256};
 
 use super::items::{TokenItem, from_item, key, to_item};
-use super::{Store, is_condition_failure, keys, sdk_error};
+use super::tx::{Outcome, outcome_of};
+use super::{Store, keys, sdk_error};
 use crate::error::ApiError;
 use crate::model::{AccountId, Timestamp};
 
@@ -32,18 +33,20 @@ impl Store {
             "createdAt".into(),
             super::items::n(Timestamp::now().millis()),
         );
-        match self
+        let written = self
             .client
             .put_item()
             .table_name(self.table())
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(pk)")
             .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(sdk_error("PutItem account", e)),
+            .await;
+        match outcome_of("PutItem account", written)? {
+            Outcome::Committed => Ok(true),
+            Outcome::ConditionFailed(_) => Ok(false),
+            Outcome::Busy => Err(ApiError::Unavailable {
+                detail: "PutItem account: throttled".into(),
+            }),
         }
     }
 

@@ -1,13 +1,32 @@
-//! Building blocks for `TransactWriteItems`: every multi-item change (a user
-//! and its `userId` claim, a membership and its segment's counter) is written
-//! in one transaction, so it happens whole or not at all.
+//! Conditional writes, and the one loop that retries them.
+//!
+//! Every multi-item change (a user and its `userId` claim, a membership and
+//! its segment's counter) is one `TransactWriteItems`, so it happens whole or
+//! not at all; every write that depends on what was read carries a condition.
+//! How such a write ends is read from DynamoDB's own answer ([`Outcome`]):
+//! the transaction's `CancellationReasons`, or the error's code for a single
+//! item. A failed condition means "the world moved": the caller re-reads and
+//! decides (`404`, `409`, `400`, or another try). A conflict with another
+//! transaction or throttling means "not now": the same write is tried again.
+//! A write DynamoDB refuses as invalid can never pass and is answered at once.
+//! [`Store::until_decided`] runs those attempts within a bounded budget, and
+//! never past the request's deadline; then it answers `503` (with
+//! `Retry-After`), which is only ever said of a write that may pass later.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::time::Duration;
 
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
 use super::items::Item;
-use super::{Store, is_transaction_cancelled, sdk_error};
+use tokio::time::Instant;
+
+use super::{Store, sdk_error};
+use crate::deadline::Deadline;
 use crate::error::ApiError;
 
 /// Most actions DynamoDB accepts in one transaction.
@@ -116,11 +135,145 @@ impl Transaction {
     }
 }
 
-/// How a transaction ended.
+/// How a conditional write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     Committed,
-    /// A condition failed or another transaction collided: re-read and decide.
-    Cancelled,
+    /// A condition failed: what was read has changed. Re-read and decide.
+    /// For a transaction, the positions of the actions whose condition
+    /// failed, when the engine says (empty when it does not).
+    ConditionFailed(Vec<usize>),
+    /// Another transaction held an item, or DynamoDB throttled: the same
+    /// write may pass in a moment.
+    Busy,
+}
+
+impl Outcome {
+    /// `Break` when committed, `Continue` (re-read, try again) otherwise:
+    /// what most attempts of [`Store::until_decided`] answer.
+    pub fn committed(&self) -> ControlFlow<()> {
+        match self {
+            Self::Committed => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        }
+    }
+}
+
+/// Error codes (and cancellation reason codes) that mean "not now".
+const BUSY_CODES: [&str; 11] = [
+    "TransactionConflictException",
+    "TransactionConflict",
+    "TransactionInProgressException",
+    "ProvisionedThroughputExceededException",
+    "ProvisionedThroughputExceeded",
+    "ThrottlingException",
+    "ThrottlingError",
+    "RequestLimitExceeded",
+    "LimitExceededException",
+    "ServiceUnavailable",
+    "InternalServerError",
+];
+
+/// Words of DynamoDB's validation messages about its size limits.
+const LIMIT_WORDS: [&str; 4] = ["size", "exceed", "too large", "maximum"];
+
+/// A write DynamoDB refused as invalid: it can never pass. One against a
+/// size limit is the client's (`400`; requests are measured before they
+/// are written, so this is a last line); anything else is our bug (`500`).
+/// The engine's message is logged, never sent.
+fn refused(operation: &str, message: Option<&str>) -> ApiError {
+    let message = message.unwrap_or_default();
+    let lower = message.to_ascii_lowercase();
+    if LIMIT_WORDS.iter().any(|word| lower.contains(word)) {
+        tracing::warn!(
+            operation,
+            reason = message,
+            "write refused by a DynamoDB limit"
+        );
+        ApiError::BadRequest("the change does not fit DynamoDB's size limits".into())
+    } else {
+        ApiError::Internal(format!("{operation}: refused as invalid: {message}"))
+    }
+}
+
+/// How a single-item conditional write (or an unconditional one) ended.
+pub(crate) fn outcome_of<T, E, R>(
+    operation: &str,
+    result: Result<T, SdkError<E, R>>,
+) -> Result<Outcome, ApiError>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let error = match result {
+        Ok(_) => return Ok(Outcome::Committed),
+        Err(error) => error,
+    };
+    match error.as_service_error().and_then(|e| e.code()) {
+        Some("ConditionalCheckFailedException") => Ok(Outcome::ConditionFailed(Vec::new())),
+        Some(code) if BUSY_CODES.contains(&code) => Ok(Outcome::Busy),
+        Some("ValidationException") => Err(refused(
+            operation,
+            error.as_service_error().and_then(|e| e.message()),
+        )),
+        _ => Err(sdk_error(operation, error)),
+    }
+}
+
+/// How a transaction ended, from its `CancellationReasons` when it was
+/// cancelled. An engine that gives no reasons is taken to mean a failed
+/// condition: the caller's re-read decides.
+fn outcome_of_transaction<R: std::fmt::Debug>(
+    error: SdkError<TransactWriteItemsError, R>,
+) -> Result<Outcome, ApiError> {
+    let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =
+        error.as_service_error()
+    else {
+        return outcome_of::<(), _, _>("TransactWriteItems", Err(error));
+    };
+    let reasons = cancelled.cancellation_reasons();
+    if let Some(invalid) = reasons.iter().find(|r| r.code() == Some("ValidationError")) {
+        return Err(refused("TransactWriteItems", invalid.message()));
+    }
+    let failed: Vec<usize> = reasons
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.code() == Some("ConditionalCheckFailed"))
+        .map(|(position, _)| position)
+        .collect();
+    let busy = reasons
+        .iter()
+        .any(|r| r.code().is_some_and(|c| BUSY_CODES.contains(&c)));
+    Ok(if failed.is_empty() && busy {
+        Outcome::Busy
+    } else {
+        Outcome::ConditionFailed(failed)
+    })
+}
+
+/// The state an attempt of [`Store::until_decided`] carries to the next
+/// (what is still unprocessed), behind a lock held only between awaits.
+pub(crate) fn lock<T>(shared: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    shared
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Takes the value out of `shared`, leaving the default.
+pub(crate) fn take<T: Default>(shared: &std::sync::Mutex<T>) -> T {
+    std::mem::take(&mut *lock(shared))
+}
+
+/// The most one write may spend retrying before it answers `503`.
+pub const WRITE_BUDGET: Duration = Duration::from_secs(3);
+/// What a request keeps in hand before its deadline to answer at all.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
+
+/// A pause before another attempt: grows with the attempt, jittered so that
+/// racing writers spread out.
+fn pause(attempt: u32) -> Duration {
+    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 10;
+    Duration::from_millis((5u64 << attempt.min(6)) + jitter)
 }
 
 impl Store {
@@ -136,16 +289,106 @@ impl Store {
             .await
         {
             Ok(_) => Ok(Outcome::Committed),
-            Err(e) if is_transaction_cancelled(&e) => Ok(Outcome::Cancelled),
-            Err(e) => Err(sdk_error("TransactWriteItems", e)),
+            Err(error) => outcome_of_transaction(error),
         }
+    }
+
+    /// Runs `attempt` until it decides: `Break(value)` is the answer, an
+    /// error is answered as it is, and `Continue` (a failed condition or a
+    /// busy item) runs it again after a pause, the attempt re-reading what it
+    /// needs. Answers `503` once [`WRITE_BUDGET`] is spent or the request's
+    /// deadline is near: only writes that could pass later get there.
+    pub(crate) async fn until_decided<T, F, Fut>(
+        &self,
+        operation: &str,
+        mut attempt: F,
+    ) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<ControlFlow<T>, ApiError>>,
+    {
+        let budget = Instant::now() + WRITE_BUDGET;
+        let deadline =
+            Deadline::current().map(|d| Instant::from_std(d.instant()) - DEADLINE_MARGIN);
+        let stop = deadline.map_or(budget, |deadline| deadline.min(budget));
+        for tries in 1u32.. {
+            if let ControlFlow::Break(value) = attempt().await? {
+                return Ok(value);
+            }
+            let wait = pause(tries);
+            if Instant::now() + wait >= stop {
+                return Err(ApiError::Unavailable {
+                    detail: format!("{operation}: still contended after {tries} attempts"),
+                });
+            }
+            tokio::time::sleep(wait).await;
+        }
+        unreachable!("the attempts end by the budget")
     }
 }
 
-/// A pause before retrying a cancelled transaction: grows with the attempt,
-/// jittered so that racing writers spread out.
-pub async fn backoff(attempt: u32) {
-    let jitter = u64::from(uuid::Uuid::new_v4().as_bytes()[0]) % 10;
-    let millis = (5u64 << attempt.min(6)) + jitter;
-    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::CancellationReason;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+
+    use super::*;
+
+    fn cancelled(codes: &[&str]) -> Result<Outcome, ApiError> {
+        let mut exception = TransactionCanceledException::builder().message("cancelled");
+        for code in codes {
+            exception = exception.cancellation_reasons(
+                CancellationReason::builder()
+                    .code(*code)
+                    .message("Item size has exceeded the maximum allowed size")
+                    .build(),
+            );
+        }
+        let error = SdkError::service_error(
+            TransactWriteItemsError::TransactionCanceledException(exception.build()),
+            (),
+        );
+        outcome_of_transaction(error)
+    }
+
+    #[test]
+    fn cancellation_reasons_decide_the_outcome() {
+        assert_eq!(
+            cancelled(&["None", "ConditionalCheckFailed"]).unwrap(),
+            Outcome::ConditionFailed(vec![1])
+        );
+        assert_eq!(
+            cancelled(&["TransactionConflict", "None"]).unwrap(),
+            Outcome::Busy
+        );
+        assert_eq!(cancelled(&["ThrottlingError"]).unwrap(), Outcome::Busy);
+        // No reasons given: the caller re-reads.
+        assert_eq!(cancelled(&[]).unwrap(), Outcome::ConditionFailed(vec![]));
+        // Can never pass: answered at once, as the client's error.
+        let error = cancelled(&["None", "ValidationError"]).unwrap_err();
+        assert_eq!(error.status(), 400);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn contention_ends_in_503_within_the_budget() {
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::Config::builder()
+                    .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            "t",
+        );
+        let started = tokio::time::Instant::now();
+        let mut attempts = 0;
+        let answer: Result<(), ApiError> = store
+            .until_decided("test", || {
+                attempts += 1;
+                async { Ok(ControlFlow::Continue(())) }
+            })
+            .await;
+        assert_eq!(answer.unwrap_err().status(), 503);
+        assert!(attempts > 5, "{attempts}");
+        assert!(started.elapsed() <= WRITE_BUDGET);
+    }
 }

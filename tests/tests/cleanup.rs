@@ -1,0 +1,290 @@
+//! Erasing a user and deleting a segment always finish: the object is gone
+//! at once, and whatever clean-up is left when the request stops (its time,
+//! a crash) is finished by repeating the `DELETE` or by the background sweep,
+//! after which no item of the table mentions the object. The user's details
+//! stay bounded whatever its history. (A real crash, SIGKILL of the local
+//! server, is in `functions/local/tests/crash.rs`.)
+
+use std::time::Duration;
+
+use http::StatusCode;
+use serde_json::json;
+use shared::deadline::Deadline;
+use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
+use users_api_tests::{
+    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations,
+    seed_users,
+};
+
+/// A configuration under which a `DELETE` only hides the object.
+fn nothing_inline() -> CleanupConfig {
+    CleanupConfig {
+        inline: Duration::ZERO,
+        ..CleanupConfig::default()
+    }
+}
+
+async fn segment_users(api: &TestApi, token: &str) -> Vec<(String, u64)> {
+    api.get("/segments", token)
+        .await
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["users"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let kept = api.create_segment(&token, "Kept").await;
+    let also = api.create_segment(&token, "Also").await;
+    let user = api
+        .create_user(
+            &token,
+            json!({"userId": "gone", "attributes": {"default_email": "gone@x.y"}, "segments": [kept, also]}),
+        )
+        .await;
+    let other = api
+        .create_user(&token, json!({"userId": "stays", "attributes": {"a": "1"}, "segments": [kept]}))
+        .await;
+    seed_conversations(&api.store, "acme", &user, 300, "hello").await;
+    for _ in 0..3 {
+        let answer = api
+            .post(&format!("/users/{user}/conversations"), &token, json!({"firstMessage": "x"}))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+    // A lastSeen listing whose cursor rests on the user.
+    let page = api
+        .get("/users?sort.field=lastSeen&sort.order=desc&limit=1", &token)
+        .await;
+    assert_eq!(page.body["data"][0]["id"], user.as_str(), "{}", page.text);
+    assert!(page.body["next"].is_string());
+
+    // WHEN the erase stops right after hiding the user (as at a timeout)
+    let hiding_only = api.with_cleanup(nothing_inline());
+    let answer = hiding_only.delete(&format!("/users/{user}"), &token).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    // THEN the user is gone for every reader, its userId free, though its
+    // items are still there
+    assert_error(&api.get(&format!("/users/{user}"), &token).await, 404);
+    assert_eq!(api.get("/users", &token).await.body["count"], 1);
+    assert!(items_mentioning(&api.store, &user).await > 300);
+    // AND repeating the DELETE finishes it
+    let answer = api.delete(&format!("/users/{user}"), &token).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(answer.body["id"], user.as_str());
+    assert_eq!(items_mentioning(&api.store, &user).await, 0);
+    assert_eq!(
+        segment_users(&api, &token).await,
+        [("Kept".to_owned(), 1), ("Also".to_owned(), 0)]
+    );
+    assert_error(&api.delete(&format!("/users/{user}"), &token).await, 404);
+    api.create_user(&token, json!({"userId": "gone", "attributes": {"a": "1"}}))
+        .await;
+    assert_eq!(
+        api.get(&format!("/users/{other}"), &token).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_repeating_it() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let doomed = api.create_segment(&token, "Doomed").await;
+    let kept = api.create_segment(&token, "Kept").await;
+    let seeds = (0..300)
+        .map(|i| SeedUser {
+            user_id: format!("m{i}"),
+            attributes: [("a".to_owned(), "1".to_owned())].into(),
+            segments: vec![doomed.parse().unwrap(), kept.parse().unwrap()],
+        })
+        .collect();
+    let members = seed_users(&api.store, "acme", seeds).await;
+    assert_eq!(
+        segment_users(&api, &token).await,
+        [("Doomed".to_owned(), 300), ("Kept".to_owned(), 300)]
+    );
+
+    let hiding_only = api.with_cleanup(nothing_inline());
+    let answer = hiding_only
+        .delete(&format!("/segments/{doomed}"), &token)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    // Meanwhile: no answer shows the deleted segment, its name is free.
+    assert_eq!(segment_users(&api, &token).await, [("Kept".to_owned(), 300)]);
+    let details = api.get(&format!("/users/{}", members[0]), &token).await;
+    assert_eq!(details.body["segments"], json!([{"id": kept, "name": "Kept"}]));
+    let filter = format!(
+        "/users?filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={doomed}"
+    );
+    assert_eq!(api.get(&filter, &token).await.body["count"], 0);
+    assert!(items_mentioning(&api.store, &doomed).await >= 300);
+    // Adding a member to it is refused.
+    let add = api
+        .post(&format!("/users/{}/segments", members[1]), &token, json!([doomed]))
+        .await;
+    assert_error(&add, 400);
+    assert_eq!(error_fields(&add), ["segments"]);
+
+    let answer = api.delete(&format!("/segments/{doomed}"), &token).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(items_mentioning(&api.store, &doomed).await, 0);
+    assert_error(&api.delete(&format!("/segments/{doomed}"), &token).await, 404);
+    assert_eq!(segment_users(&api, &token).await, [("Kept".to_owned(), 300)]);
+    api.create_segment(&token, "Doomed").await;
+}
+
+#[tokio::test]
+async fn the_sweep_finishes_every_pending_clean_up_without_a_client() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let segment = api.create_segment(&token, "S").await;
+    let seeds = (0..120)
+        .map(|i| SeedUser {
+            user_id: format!("m{i}"),
+            attributes: [("a".to_owned(), "1".to_owned())].into(),
+            segments: vec![segment.parse().unwrap()],
+        })
+        .collect();
+    let members = seed_users(&api.store, "acme", seeds).await;
+    seed_conversations(&api.store, "acme", &members[0], 200, "hi").await;
+    let hiding_only = api.with_cleanup(nothing_inline());
+    for uri in [
+        format!("/users/{}", members[0]),
+        format!("/segments/{segment}"),
+    ] {
+        let answer = hiding_only.delete(&uri, &token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+    // WHEN the background sweeps, with no request at all
+    let sweep = api
+        .store
+        .run_cleanup(Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    // THEN both are finished and nothing of them is left
+    assert_eq!((sweep.finished, sweep.pending), (2, 0));
+    assert_eq!(items_mentioning(&api.store, &members[0]).await, 0);
+    assert_eq!(items_mentioning(&api.store, &segment).await, 0);
+    let again = api
+        .store
+        .run_cleanup(Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!((again.finished, again.pending), (0, 0));
+    // The other members are whole.
+    let details = api.get(&format!("/users/{}", members[1]), &token).await;
+    assert_eq!(details.status, StatusCode::OK);
+    assert_eq!(details.body["segments"], json!([]));
+}
+
+#[tokio::test]
+async fn an_erase_stops_before_the_request_deadline_and_the_rest_follows() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = api
+        .create_user(&token, json!({"userId": "busy", "attributes": {"a": "1"}}))
+        .await;
+    seed_conversations(&api.store, "acme", &user, 600, "hi").await;
+    // GIVEN a slow pace (600 items take 6 s) and a request with 1.5 s left
+    let slow = api.with_cleanup(CleanupConfig {
+        pace: 100,
+        inline: Duration::from_secs(30),
+        ..CleanupConfig::default()
+    });
+    let mut request = http::Request::delete(format!("/users/{user}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(axum::body::Body::empty())
+        .unwrap();
+    request
+        .extensions_mut()
+        .insert(Deadline::after(Duration::from_millis(1500)));
+    let started = std::time::Instant::now();
+    // WHEN the user is erased
+    let answer = slow.send(request).await;
+    // THEN the answer comes before the deadline, the user is gone, and the
+    // rest of its items are left to the background
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert_error(&api.get(&format!("/users/{user}"), &token).await, 404);
+    assert!(items_mentioning(&api.store, &user).await > 0);
+    let sweep = api
+        .store
+        .run_cleanup(Deadline::after(Duration::from_secs(60)))
+        .await
+        .unwrap();
+    assert_eq!(sweep.finished, 1);
+    assert_eq!(items_mentioning(&api.store, &user).await, 0);
+}
+
+#[tokio::test]
+async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_rest_is_paged() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = api
+        .create_user(&token, json!({"userId": "chatty", "attributes": {"a": "1"}}))
+        .await;
+    let message = "m".repeat(4096);
+    let mut ids = seed_conversations(&api.store, "acme", &user, 2000, &message).await;
+    ids.reverse(); // newest first
+    let read_before = api.store.items_read();
+    // WHEN the details are read
+    let details = api.get(&format!("/users/{user}"), &token).await;
+    // THEN they hold the newest conversations and the count, and read little
+    assert_eq!(details.status, StatusCode::OK, "{}", details.text);
+    assert!(details.text.len() < 200_000, "{} bytes", details.text.len());
+    let shown: Vec<&str> = details.body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, ids[..DETAILS_CONVERSATIONS]);
+    assert_eq!(details.body["conversationsCount"], 2000);
+    assert_eq!(
+        details.body["conversationsNext"],
+        ids[DETAILS_CONVERSATIONS - 1].as_str()
+    );
+    assert!(api.store.items_read() - read_before <= 2 * DETAILS_CONVERSATIONS as u64);
+
+    // AND every conversation is reached, once, newest first, by paging
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let uri = match &after {
+            Some(after) => format!("/users/{user}/conversations?limit=100&after={after}"),
+            None => format!("/users/{user}/conversations?limit=100"),
+        };
+        let page = api.get(&uri, &token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let data = page.body["data"].as_array().unwrap();
+        assert_eq!(page.body["count"], data.len());
+        paged.extend(data.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(paged, ids);
+
+    // Bad paging is 400; another account's or an unknown user is 404.
+    let bad = api
+        .get(&format!("/users/{user}/conversations?after={}", shared::model::ObjectId::new()), &token)
+        .await;
+    assert_error(&bad, 400);
+    assert_eq!(error_fields(&bad), ["after"]);
+    assert_error(&api.get(&format!("/users/{user}/conversations?limit=101"), &token).await, 400);
+    assert_error(&api.get(&format!("/users/{user}/conversations?page=2"), &token).await, 400);
+    let bob = api.token("bob").await;
+    assert_error(&api.get(&format!("/users/{user}/conversations"), &bob).await, 404);
+}
