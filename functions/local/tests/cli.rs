@@ -1,90 +1,17 @@
 //! The `users-api` binary as a newcomer uses it: `serve` on a data directory,
 //! `token create` while the server runs, and data that survives a restart.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_users-api");
+mod support;
 
-/// A running `users-api serve`, stopped when dropped.
-struct Server {
-    child: Child,
-    addr: String,
-    first_lines: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{BIN, Server, request};
 
 fn serve(data_dir: &Path) -> Server {
-    let addr = format!("127.0.0.1:{}", free_port());
-    let mut child = Command::new(BIN)
-        .args(["serve", "--addr", &addr, "--data-dir"])
-        .arg(data_dir)
-        .env_remove("AWS_ENDPOINT_URL")
-        .env_remove("TABLE_NAME")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("users-api starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut first_lines = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let listening = line.starts_with("Users API listening");
-        first_lines.push(line);
-        if listening {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        addr,
-        first_lines,
-    }
-}
-
-/// One HTTP/1.1 request; returns the status and the body.
-fn request(addr: &str, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, String) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        match TcpStream::connect(addr) {
-            Ok(stream) => break stream,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("connect {addr}: {e}"),
-        }
-    };
-    let body = body.unwrap_or("");
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
+    Server::start(|command| {
+        command.arg("--data-dir").arg(data_dir);
+    })
 }
 
 fn create_token(data_dir: &Path, account: &str) -> String {
