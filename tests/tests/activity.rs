@@ -280,8 +280,11 @@ async fn activity_while_the_first_page_is_read_neither_repeats_nor_skips_anyone(
     let seeds = (0..1500)
         .map(|i| users_api_tests::SeedUser {
             user_id: format!("u{i}"),
-            attributes: [("pick".to_owned(), if i % 30 == 0 { "yes" } else { "no" }.to_owned())]
-                .into(),
+            attributes: [(
+                "pick".to_owned(),
+                if i % 30 == 0 { "yes" } else { "no" }.to_owned(),
+            )]
+            .into(),
             segments: vec![],
         })
         .collect();
@@ -327,7 +330,11 @@ async fn activity_while_the_first_page_is_read_neither_repeats_nor_skips_anyone(
     // THEN every picked user is listed exactly once
     assert!(moved > 0);
     let unique: BTreeSet<&String> = seen.iter().collect();
-    assert_eq!(unique.len(), seen.len(), "a user was repeated ({moved} moves)");
+    assert_eq!(
+        unique.len(),
+        seen.len(),
+        "a user was repeated ({moved} moves)"
+    );
     let expected: BTreeSet<&String> = picked.iter().collect();
     assert_eq!(unique, expected, "a user was skipped ({moved} moves)");
 }

@@ -12,8 +12,7 @@ use serde_json::json;
 use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
-    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations,
-    seed_users,
+    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations, seed_users,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -53,12 +52,19 @@ async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
         )
         .await;
     let other = api
-        .create_user(&token, json!({"userId": "stays", "attributes": {"a": "1"}, "segments": [kept]}))
+        .create_user(
+            &token,
+            json!({"userId": "stays", "attributes": {"a": "1"}, "segments": [kept]}),
+        )
         .await;
     seed_conversations(&api.store, "acme", &user, 300, "hello").await;
     for _ in 0..3 {
         let answer = api
-            .post(&format!("/users/{user}/conversations"), &token, json!({"firstMessage": "x"}))
+            .post(
+                &format!("/users/{user}/conversations"),
+                &token,
+                json!({"firstMessage": "x"}),
+            )
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     }
@@ -121,9 +127,15 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     // Meanwhile: no answer shows the deleted segment, its name is free.
-    assert_eq!(segment_users(&api, &token).await, [("Kept".to_owned(), 300)]);
+    assert_eq!(
+        segment_users(&api, &token).await,
+        [("Kept".to_owned(), 300)]
+    );
     let details = api.get(&format!("/users/{}", members[0]), &token).await;
-    assert_eq!(details.body["segments"], json!([{"id": kept, "name": "Kept"}]));
+    assert_eq!(
+        details.body["segments"],
+        json!([{"id": kept, "name": "Kept"}])
+    );
     let filter = format!(
         "/users?filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={doomed}"
     );
@@ -131,7 +143,11 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
     assert!(items_mentioning(&api.store, &doomed).await >= 300);
     // Adding a member to it is refused.
     let add = api
-        .post(&format!("/users/{}/segments", members[1]), &token, json!([doomed]))
+        .post(
+            &format!("/users/{}/segments", members[1]),
+            &token,
+            json!([doomed]),
+        )
         .await;
     assert_error(&add, 400);
     assert_eq!(error_fields(&add), ["segments"]);
@@ -139,8 +155,14 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
     let answer = api.delete(&format!("/segments/{doomed}"), &token).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(items_mentioning(&api.store, &doomed).await, 0);
-    assert_error(&api.delete(&format!("/segments/{doomed}"), &token).await, 404);
-    assert_eq!(segment_users(&api, &token).await, [("Kept".to_owned(), 300)]);
+    assert_error(
+        &api.delete(&format!("/segments/{doomed}"), &token).await,
+        404,
+    );
+    assert_eq!(
+        segment_users(&api, &token).await,
+        [("Kept".to_owned(), 300)]
+    );
     api.create_segment(&token, "Doomed").await;
 }
 
@@ -232,7 +254,10 @@ async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_r
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let user = api
-        .create_user(&token, json!({"userId": "chatty", "attributes": {"a": "1"}}))
+        .create_user(
+            &token,
+            json!({"userId": "chatty", "attributes": {"a": "1"}}),
+        )
         .await;
     let message = "m".repeat(4096);
     let mut ids = seed_conversations(&api.store, "acme", &user, 2000, &message).await;
@@ -279,12 +304,29 @@ async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_r
 
     // Bad paging is 400; another account's or an unknown user is 404.
     let bad = api
-        .get(&format!("/users/{user}/conversations?after={}", shared::model::ObjectId::new()), &token)
+        .get(
+            &format!(
+                "/users/{user}/conversations?after={}",
+                shared::model::ObjectId::new()
+            ),
+            &token,
+        )
         .await;
     assert_error(&bad, 400);
     assert_eq!(error_fields(&bad), ["after"]);
-    assert_error(&api.get(&format!("/users/{user}/conversations?limit=101"), &token).await, 400);
-    assert_error(&api.get(&format!("/users/{user}/conversations?page=2"), &token).await, 400);
+    assert_error(
+        &api.get(&format!("/users/{user}/conversations?limit=101"), &token)
+            .await,
+        400,
+    );
+    assert_error(
+        &api.get(&format!("/users/{user}/conversations?page=2"), &token)
+            .await,
+        400,
+    );
     let bob = api.token("bob").await;
-    assert_error(&api.get(&format!("/users/{user}/conversations"), &bob).await, 404);
+    assert_error(
+        &api.get(&format!("/users/{user}/conversations"), &bob).await,
+        404,
+    );
 }

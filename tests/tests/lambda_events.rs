@@ -279,6 +279,17 @@ async fn rest_user_lifecycle() {
     assert_eq!(conversations.len(), 1);
     assert_eq!(conversations[0]["id"], conversation_id.as_str());
     assert_eq!(conversations[0]["firstMessage"], "Hello! Is anyone there?");
+    assert_eq!(details.body["conversationsCount"], 1);
+    let listed = invoke(
+        Function::Users,
+        store,
+        &event("rest/user-conversations-list"),
+    )
+    .await;
+    assert_ok(&listed);
+    assert_eq!(listed.body["count"], 1, "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["id"], conversation_id.as_str());
+    assert_eq!(listed.body["next"], Value::Null);
 
     // The list fixture filters on default_country = PL (a URL-encoded JSON
     // array in the query string): Ada, not Grace.
@@ -396,6 +407,7 @@ async fn rest_fixtures_as_written_name_objects_that_do_not_exist() {
         (Function::Users, "rest/user-update"),
         (Function::Users, "rest/user-ban"),
         (Function::Users, "rest/user-conversations-create"),
+        (Function::Users, "rest/user-conversations-list"),
         (Function::Users, "rest/user-delete"),
         (Function::Segments, "rest/segment-rename"),
         (Function::Segments, "rest/segment-delete"),

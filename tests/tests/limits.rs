@@ -49,7 +49,11 @@ async fn keys_from_client_text_fit_at_every_character_limit() {
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let id = answer.body[0]["id"].as_str().unwrap().to_owned();
     let again = api
-        .post("/users", &token, json!({"userId": user_id, "attributes": {"a": "1"}}))
+        .post(
+            "/users",
+            &token,
+            json!({"userId": user_id, "attributes": {"a": "1"}}),
+        )
         .await;
     assert_error(&again, 409);
     assert_eq!(again.body["id"], id);
@@ -95,7 +99,10 @@ async fn keys_from_client_text_fit_at_every_character_limit() {
     let details = api.get(&format!("/users/{id}"), &token).await;
     assert_eq!(details.body["userId"], user_id.as_str());
     assert_eq!(details.body["segments"][0]["name"], wide(255).as_str());
-    assert_eq!(details.body["conversations"][0]["firstMessage"], wide(4096).as_str());
+    assert_eq!(
+        details.body["conversations"][0]["firstMessage"],
+        wide(4096).as_str()
+    );
     // Erasing frees the userId again.
     assert_eq!(
         api.delete(&format!("/users/{id}"), &token).await.status,
@@ -123,9 +130,13 @@ async fn a_profile_that_would_pass_400_kb_is_refused_before_anything_is_written(
     assert_eq!(error_fields(&answer), ["attributes"]);
     assert_eq!(api.get("/users", &token).await.body["count"], 0);
     assert_eq!(
-        api.post("/users", &token, json!({"userId": "big", "attributes": {"a": "1"}}))
-            .await
-            .status,
+        api.post(
+            "/users",
+            &token,
+            json!({"userId": "big", "attributes": {"a": "1"}})
+        )
+        .await
+        .status,
         StatusCode::OK,
         "the userId was not claimed"
     );
@@ -253,7 +264,12 @@ async fn segments_that_would_not_fit_are_refused_naming_segments() {
     assert_eq!(error_fields(&answer), ["segments"]);
     let counts = api.get("/segments", &token).await;
     assert!(
-        counts.body.as_array().unwrap().iter().all(|s| s["users"] == 0),
+        counts
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["users"] == 0),
         "{}",
         counts.text
     );
