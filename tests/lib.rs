@@ -409,6 +409,38 @@ pub async fn seed_conversations(
     ids
 }
 
+/// How many items have the (index) partition key `pk`: a cheap measure of
+/// a clean-up's progress, where [`items_mentioning`] scans the whole table.
+pub async fn items_in_partition(
+    store: &Store,
+    pk: &str,
+    index: Option<shared::store::keys::Index>,
+) -> usize {
+    let partition = index.map_or(shared::store::keys::PK, |index| index.pk);
+    let mut count = 0;
+    let mut start = None;
+    loop {
+        let output = store
+            .client()
+            .query()
+            .table_name(store.table())
+            .set_index_name(index.map(|index| index.name.to_owned()))
+            .key_condition_expression("#p = :p")
+            .expression_attribute_names("#p", partition)
+            .expression_attribute_values(":p", shared::store::items::s(pk))
+            .select(aws_sdk_dynamodb::types::Select::Count)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .expect("count query");
+        count += output.count.max(0) as usize;
+        start = output.last_evaluated_key;
+        if start.is_none() {
+            return count;
+        }
+    }
+}
+
 /// How many items of the whole table mention `needle` anywhere (a key, an
 /// attribute name or value, a set element): a full `Scan`, for tests that
 /// prove nothing of an object is left.
