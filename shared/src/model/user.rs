@@ -117,7 +117,7 @@ impl UserDetails {
         older: Option<ObjectId>,
         segments: Vec<SegmentRef>,
     ) -> Self {
-        conversations.sort_by(|a, b| b.id.cmp(&a.id));
+        conversations.sort_by_key(|c| std::cmp::Reverse(c.id));
         Self {
             id: user.id,
             user_id: user.user_id,
