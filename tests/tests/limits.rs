@@ -182,12 +182,8 @@ async fn a_profile_that_would_pass_400_kb_is_refused_before_anything_is_written(
     let unset: Map<String, Value> = (0..40)
         .map(|i| (format!("{i:0>128}"), Value::Null))
         .collect();
-    assert_eq!(
-        api.put(&uri, &token, json!({"attributes": unset}))
-            .await
-            .status,
-        StatusCode::OK
-    );
+    let answer = api.put(&uri, &token, json!({"attributes": unset})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let activity = api
         .post(
             &format!("{uri}/conversations"),

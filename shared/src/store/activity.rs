@@ -8,7 +8,7 @@
 
 use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
 use super::size::check_profile_fits;
-use super::tx::{Expr, Transaction};
+use super::tx::{Expr, Transaction, UpdateExpr};
 use super::users::absent;
 use super::{Store, keys};
 use crate::error::ApiError;
@@ -68,18 +68,19 @@ impl Store {
             transaction.update(
                 self.table(),
                 key(keys::user_pk(account, user), keys::PROFILE_SK),
-                Expr::new("SET #sess = :sess, #seen = :now, #since = :now, gsi2sk = :seen_key ADD #convs :one")
+                UpdateExpr::default()
+                    .set("#seen = :now")
+                    .set("#since = :now")
+                    .set("gsi2sk = :seen_key")
+                    .patch_map(attr::SESSION, "s", &conversation.session_attributes)
+                    .add("#convs :one")
                     .name("#since", attr::SEEN_SINCE)
-                    .name("#sess", attr::SESSION)
                     .name("#seen", attr::LAST_SEEN)
                     .name("#convs", attr::CONVERSATIONS)
-                    .value(
-                        ":sess",
-                        serde_dynamo::to_attribute_value(&profile.sess).map_err(|e| ApiError::Internal(e.to_string()))?,
-                    )
                     .value(":now", n(now.millis()))
                     .value(":seen_key", s(keys::time_sort_key(now, user)))
-                    .value(":one", n(1)),
+                    .value(":one", n(1))
+                    .build(),
                 Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
             );
             Ok(self.commit(transaction).await?.committed())

@@ -59,6 +59,94 @@ impl Expr {
     }
 }
 
+/// An update expression built clause by clause (`SET`, `REMOVE`, `ADD`).
+#[derive(Debug, Default)]
+pub struct UpdateExpr {
+    set: Vec<String>,
+    remove: Vec<String>,
+    add: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl UpdateExpr {
+    pub fn set(mut self, clause: impl Into<String>) -> Self {
+        self.set.push(clause.into());
+        self
+    }
+
+    pub fn remove(mut self, path: impl Into<String>) -> Self {
+        self.remove.push(path.into());
+        self
+    }
+
+    pub fn add(mut self, clause: impl Into<String>) -> Self {
+        self.add.push(clause.into());
+        self
+    }
+
+    pub fn name(mut self, placeholder: &str, name: &str) -> Self {
+        self.names.insert(placeholder.to_owned(), name.to_owned());
+        self
+    }
+
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.to_owned(), value);
+        self
+    }
+
+    /// Applies `patch` to the map attribute `map` key by key: `SET
+    /// #map.#k = :v` for a value, `REMOVE #map.#k` for `None`. The request
+    /// carries only what changes, never the whole map (and an engine that
+    /// counts a replaced map twice against the item limit is not misled).
+    /// `tag` keeps the placeholders apart from others of the expression.
+    pub fn patch_map(
+        mut self,
+        map: &str,
+        tag: &str,
+        patch: &std::collections::BTreeMap<String, Option<String>>,
+    ) -> Self {
+        let map_placeholder = format!("#{tag}");
+        if !patch.is_empty() {
+            self.names.insert(map_placeholder.clone(), map.to_owned());
+        }
+        for (i, (key, value)) in patch.iter().enumerate() {
+            let key_placeholder = format!("#{tag}{i}");
+            self.names.insert(key_placeholder.clone(), key.clone());
+            let path = format!("{map_placeholder}.{key_placeholder}");
+            match value {
+                Some(value) => {
+                    let value_placeholder = format!(":{tag}{i}");
+                    self.set.push(format!("{path} = {value_placeholder}"));
+                    self.values
+                        .insert(value_placeholder, AttributeValue::S(value.clone()));
+                }
+                None => self.remove.push(path),
+            }
+        }
+        self
+    }
+
+    /// The expression, for [`Transaction::update`] or an `UpdateItem`.
+    pub fn build(self) -> Expr {
+        let mut text = Vec::new();
+        for (keyword, clauses) in [
+            ("SET", self.set),
+            ("REMOVE", self.remove),
+            ("ADD", self.add),
+        ] {
+            if !clauses.is_empty() {
+                text.push(format!("{keyword} {}", clauses.join(", ")));
+            }
+        }
+        Expr {
+            text: text.join(" "),
+            names: self.names,
+            values: self.values,
+        }
+    }
+}
+
 fn non_empty<K, V>(map: HashMap<K, V>) -> Option<HashMap<K, V>> {
     (!map.is_empty()).then_some(map)
 }
@@ -329,6 +417,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use aws_sdk_dynamodb::types::CancellationReason;
     use aws_sdk_dynamodb::types::error::TransactionCanceledException;
 
@@ -349,6 +439,26 @@ mod tests {
             (),
         );
         outcome_of_transaction(error)
+    }
+
+    #[test]
+    fn a_map_patch_sets_and_removes_key_by_key() {
+        let patch = BTreeMap::from([
+            ("city".to_owned(), Some("Paris".to_owned())),
+            ("plan".to_owned(), None),
+        ]);
+        let expr = UpdateExpr::default()
+            .set("#ver = :next")
+            .patch_map("attrs", "a", &patch)
+            .add("#n :one")
+            .build();
+        assert_eq!(
+            expr.text,
+            "SET #ver = :next, #a.#a0 = :a0 REMOVE #a.#a1 ADD #n :one"
+        );
+        assert_eq!(expr.names["#a"], "attrs");
+        assert_eq!(expr.names["#a1"], "plan");
+        assert_eq!(expr.values[":a0"], AttributeValue::S("Paris".into()));
     }
 
     #[test]

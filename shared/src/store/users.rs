@@ -15,7 +15,9 @@ use super::items::{
     key, n, s, to_item,
 };
 use super::size::{MAX_SEGMENTS_PER_USER, check_profile_fits};
-use super::tx::{Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, lock, outcome_of, take};
+use super::tx::{
+    Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, lock, outcome_of, take,
+};
 use super::{DETAILS_CONVERSATIONS, Store, keys, sdk_error};
 use crate::error::{ApiError, FieldError};
 use crate::model::{
@@ -361,22 +363,17 @@ impl Store {
             profile.attrs = attributes.0;
             profile.gsi3pk = email_index_pk(account, &profile.attrs);
             check_profile_fits(&profile, "attributes")?;
-            let mut update = Expr::new(match &profile.gsi3pk {
-                Some(_) => "SET #attrs = :attrs, #ver = :next, gsi3pk = :email",
-                None => "SET #attrs = :attrs, #ver = :next REMOVE gsi3pk",
-            })
-            .name("#attrs", attr::ATTRS)
-            .name("#ver", attr::VERSION)
-            .value(
-                ":attrs",
-                serde_dynamo::to_attribute_value(&profile.attrs)
-                    .map_err(|e| ApiError::Internal(e.to_string()))?,
-            )
-            .value(":next", n(profile.ver + 1))
-            .value(":seen", n(profile.ver));
-            if let Some(email_pk) = &profile.gsi3pk {
-                update = update.value(":email", s(email_pk));
-            }
+            let mut update = UpdateExpr::default()
+                .set("#ver = :next")
+                .patch_map(attr::ATTRS, "a", patch)
+                .name("#ver", attr::VERSION)
+                .value(":next", n(profile.ver + 1))
+                .value(":seen", n(profile.ver));
+            update = match &profile.gsi3pk {
+                Some(email_pk) => update.set("gsi3pk = :email").value(":email", s(email_pk)),
+                None => update.remove("gsi3pk"),
+            };
+            let update = update.build();
             let written = self
                 .client
                 .update_item()
