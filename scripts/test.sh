@@ -272,7 +272,7 @@ elif [[ $venv_ok == 1 ]]; then
         section "moto smoke test (DynamoDB features the store uses)"
         step "moto smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$MOTO_URL" || true
 
-        section "cargo test against moto (users-shared, users-api-tests)"
+        section "cargo test against moto (users-shared, users-api-tests, authorizer-function, users-api, cleanup-function)"
         if [[ $build_ok != 1 ]]; then
             echo "-- cargo test (moto): not run, the test build failed above"
         else
@@ -280,7 +280,7 @@ elif [[ $venv_ok == 1 ]]; then
                 USERS_API_TEST_ENDPOINT="$MOTO_URL" \
                 AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
                 AWS_EC2_METADATA_DISABLED=true \
-                cargo test --locked -p users-shared -p users-api-tests -p authorizer-function || true
+                cargo test --locked -p users-shared -p users-api-tests -p authorizer-function -p users-api -p cleanup-function || true
         fi
 
         section "Lambda functions: the real binaries under cargo lambda watch, fed tests/events"
@@ -317,7 +317,7 @@ else
                 step "DynamoDB Local smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$DDB_URL" || true
             fi
 
-            section "cargo test against DynamoDB Local (users-shared, users-api-tests, authorizer-function)"
+            section "cargo test against DynamoDB Local (users-shared, users-api-tests, authorizer-function, users-api, cleanup-function)"
             if [[ $build_ok != 1 ]]; then
                 echo "-- cargo test (DynamoDB Local): not run, the test build failed above"
             else
@@ -327,7 +327,7 @@ else
                     USERS_API_TEST_ENDPOINT="$DDB_URL" \
                     AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
                     AWS_EC2_METADATA_DISABLED=true \
-                    cargo test --locked -p users-shared -p users-api-tests -p authorizer-function || true
+                    cargo test --locked -p users-shared -p users-api-tests -p authorizer-function -p users-api -p cleanup-function || true
             fi
         else
             echo "---- dynamodb-local.log ----"
