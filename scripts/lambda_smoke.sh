@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Real-binary smoke test of the four Lambda functions (users, segments,
-# export, authorizer): the binaries `sam build` ships, run by cargo-lambda's
+# Real-binary smoke test of the five Lambda functions (users, segments,
+# export, authorizer, cleanup): the binaries `sam build` ships, run by cargo-lambda's
 # Lambda emulator (`cargo lambda watch`) against a loopback DynamoDB, fed the
 # API Gateway events of tests/events/, their answers checked.
 #
@@ -10,7 +10,7 @@
 # What it does:
 #   1. cargo-lambda (PyPI, pinned in scripts/requirements-lambda.txt) into
 #      .venv/, unless the pinned version is there already.
-#   2. cargo build of the four function binaries and the admin CLI.
+#   2. cargo build of the five function binaries and the admin CLI.
 #   3. A fresh table and a token for the account `fixtures` (the account the
 #      function events' authorizer context names), made with the CLI.
 #   4. One `cargo lambda watch` per function on free loopback ports. (One
@@ -55,7 +55,7 @@ PYTHON=${PYTHON:-python3}
 REQS="$ROOT/scripts/requirements-lambda.txt"
 TIMEOUT=${LAMBDA_SMOKE_TIMEOUT:-300}
 EVENTS="$ROOT/tests/events"
-FUNCTIONS=(users segments export authorizer)
+FUNCTIONS=(users segments export authorizer cleanup)
 ACCOUNT=fixtures
 # The placeholders the fixtures carry (see docs/lambda.md).
 FIXTURE_USER=65f1a2b3c4d5e6f708192a3b
@@ -258,6 +258,8 @@ check "GET /users/{id} (x-request-id echoed)" users rest/user-get \
     "$(body 200 ".id == \"$USER_ID\" and .banned == true and .attributes.default_city == \"Kraków\"
         and .segments == [{\"id\": \"$SEGMENT_ID\", \"name\": \"VIP\"}] and (.conversations | length) == 1")
      and .multiValueHeaders[\"x-request-id\"] == [\"fixture-user-get\"]"
+check "GET /users/{id}/conversations" users rest/user-conversations-list \
+    "$(body 200 ".count == 1 and (.data[0].id | length) == 24 and .next == null")"
 check "GET /users (JSON filters in the query)" users rest/users-list "$(body 200 ".count == 1 and .data[0].id == \"$USER_ID\"")"
 check "GET /segments" segments rest/segments-list "$(body 200 ".[0].id == \"$SEGMENT_ID\" and .[0].users == 1")"
 check "PUT /segments/{id}" segments rest/segment-rename "$(body 200 '.status.code == 200')"
@@ -294,6 +296,11 @@ section "deletes"
 check "DELETE /segments/{id}" segments rest/segment-delete "$(body 200 ".id == \"$SEGMENT_ID\"")"
 check "DELETE /users/{id}" users rest/user-delete "$(body 200 ".id == \"$USER_ID\"")"
 check "GET /users/{id} after DELETE -> 404" users rest/user-get "$(body 404 '.status.code == 404')"
+
+section "clean-up function"
+check "cleanup: stream event of a job -> a sweep, nothing left pending" cleanup cleanup/stream-job-insert \
+    '(.finished | type) == "number" and .pending == 0'
+check "cleanup: scheduled sweep" cleanup cleanup/schedule '.finished == 0 and .pending == 0'
 
 section "summary"
 if ((FAILED > 0)); then

@@ -19,9 +19,11 @@ use users_api_tests::{
 
 const THOUSANDS: usize = 1_500;
 
-/// A server on the tests' table; `slow` paces its clean-up at 300 items a
-/// second inside the request, with no background sweep, so a `DELETE` is
-/// still at work when it is killed.
+/// A server on the tests' table whose `DELETE`s do their whole clean-up in
+/// the request, with no background sweep (so what finishes a clean-up here
+/// is the request, and only it); `slow` paces it at 300 items a second, so a
+/// `DELETE` is still at work when it is killed. (The background sweep is
+/// tested in `tests/tests/cleanup.rs` and the clean-up function's tests.)
 fn server(test_store: &TestStore, slow: bool) -> Server {
     let endpoint = test_store.endpoint();
     let table = test_store.store.table().to_owned();
@@ -31,12 +33,11 @@ fn server(test_store: &TestStore, slow: bool) -> Server {
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_EC2_METADATA_DISABLED", "true");
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("CLEANUP_INLINE_MS", "600000")
+            .env("USERS_API_CLEANUP_INTERVAL_MS", "3600000");
         if slow {
-            command
-                .env("CLEANUP_PACE", "300")
-                .env("CLEANUP_INLINE_MS", "600000")
-                .env("USERS_API_CLEANUP_INTERVAL_MS", "3600000");
+            command.env("CLEANUP_PACE", "300");
         }
     })
 }
