@@ -29,7 +29,8 @@ struct Cli {
     #[arg(long, env = "TABLE_NAME", default_value = shared::store::DEFAULT_TABLE, global = true)]
     table: String,
     /// How often the server finishes pending clean-ups of deleted users and
-    /// segments, in milliseconds.
+    /// segments, in milliseconds (the first sweep runs at start-up); 0 turns
+    /// the background clean-up off (another process does it, or a test).
     #[arg(
         long,
         env = "USERS_API_CLEANUP_INTERVAL_MS",
@@ -110,10 +111,12 @@ async fn run(cli: Cli) -> Result<(), String> {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| format!("listen on {addr}: {e}"))?;
-            let _cleanup = clean_up_in_background(
-                store.clone(),
-                std::time::Duration::from_millis(cli.cleanup_interval_ms),
-            );
+            let _cleanup = (cli.cleanup_interval_ms > 0).then(|| {
+                clean_up_in_background(
+                    store.clone(),
+                    std::time::Duration::from_millis(cli.cleanup_interval_ms),
+                )
+            });
             println!("Users API listening on http://{addr}");
             axum::serve(listener, app(AppState::new(store)))
                 .with_graceful_shutdown(shutdown_signal())

@@ -35,7 +35,7 @@ fn server(test_store: &TestStore, slow: bool) -> Server {
             .env("AWS_REGION", "us-east-1")
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("CLEANUP_INLINE_MS", "600000")
-            .env("USERS_API_CLEANUP_INTERVAL_MS", "3600000");
+            .env("USERS_API_CLEANUP_INTERVAL_MS", "0");
         if slow {
             command.env("CLEANUP_PACE", "300");
         }
