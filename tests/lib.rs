@@ -227,6 +227,24 @@ impl TestApi {
     }
 }
 
+/// The account's segments as `GET /segments` shows them: (name, users), oldest first.
+pub async fn segment_counts(api: &TestApi, token: &str) -> Vec<(String, u64)> {
+    let answer = api.get("/segments", token).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    answer
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_owned(),
+                s["users"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
 /// Asserts the error envelope: status, code, type and a message.
 pub fn assert_error(answer: &Answer, status: u16) {
     assert_eq!(answer.status.as_u16(), status, "{}", answer.text);

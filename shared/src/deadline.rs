@@ -37,8 +37,15 @@ impl Deadline {
         Self(Instant::now() + duration)
     }
 
-    /// The deadline of a Lambda invocation.
+    /// The deadline of a Lambda invocation. Lambda sends it as Unix
+    /// milliseconds; cargo-lambda's emulator sends the function's timeout
+    /// instead (`600000`). No real deadline lies before 2001, so a value
+    /// that would is read as milliseconds from now.
     pub fn of_invocation(context: &lambda_http::Context) -> Self {
+        const YEAR_2001_MS: u64 = 978_307_200_000;
+        if context.deadline < YEAR_2001_MS {
+            return Self::after(Duration::from_millis(context.deadline));
+        }
         let left = context
             .deadline()
             .duration_since(SystemTime::now())
@@ -127,5 +134,20 @@ mod tests {
         let deadline = of_request(&request).expect("a deadline");
         assert!(deadline.remaining() <= Duration::from_secs(3));
         assert!(deadline.remaining() > Duration::from_secs(2));
+    }
+
+    #[test]
+    fn an_emulator_s_timeout_in_place_of_a_deadline_is_read_as_time_left() {
+        // cargo-lambda's emulator sends `lambda-runtime-deadline-ms: 600000`.
+        let mut context = lambda_http::Context::default();
+        context.deadline = 600_000;
+        let left = Deadline::of_invocation(&context).remaining();
+        assert!(left > Duration::from_secs(599) && left <= Duration::from_secs(600));
+        // A deadline that has passed is a deadline that has passed.
+        context.deadline = 1_700_000_000_000;
+        assert_eq!(
+            Deadline::of_invocation(&context).remaining(),
+            Duration::ZERO
+        );
     }
 }

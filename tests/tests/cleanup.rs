@@ -12,7 +12,8 @@ use serde_json::json;
 use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
-    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations, seed_users,
+    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations,
+    seed_users, segment_counts,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -31,22 +32,6 @@ fn all_inline() -> CleanupConfig {
         inline: Duration::from_secs(120),
         ..CleanupConfig::default()
     }
-}
-
-async fn segment_users(api: &TestApi, token: &str) -> Vec<(String, u64)> {
-    api.get("/segments", token)
-        .await
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -103,7 +88,7 @@ async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
     assert_eq!(answer.body["id"], user.as_str());
     assert_eq!(items_mentioning(&api.store, &user).await, 0);
     assert_eq!(
-        segment_users(&api, &token).await,
+        segment_counts(&api, &token).await,
         [("Kept".to_owned(), 1), ("Also".to_owned(), 0)]
     );
     assert_error(&api.delete(&format!("/users/{user}"), &token).await, 404);
@@ -130,7 +115,7 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
         .collect();
     let members = seed_users(&api.store, "acme", seeds).await;
     assert_eq!(
-        segment_users(&api, &token).await,
+        segment_counts(&api, &token).await,
         [("Doomed".to_owned(), 300), ("Kept".to_owned(), 300)]
     );
 
@@ -141,7 +126,7 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     // Meanwhile: no answer shows the deleted segment, its name is free.
     assert_eq!(
-        segment_users(&api, &token).await,
+        segment_counts(&api, &token).await,
         [("Kept".to_owned(), 300)]
     );
     let details = api.get(&format!("/users/{}", members[0]), &token).await;
@@ -176,7 +161,7 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
         404,
     );
     assert_eq!(
-        segment_users(&api, &token).await,
+        segment_counts(&api, &token).await,
         [("Kept".to_owned(), 300)]
     );
     api.create_segment(&token, "Doomed").await;

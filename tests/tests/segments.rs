@@ -5,24 +5,7 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use users_api_tests::{TestApi, assert_error, error_fields};
-
-async fn segment_counts(api: &TestApi, token: &str) -> Vec<(String, u64)> {
-    let answer = api.get("/segments", token).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    answer
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
+use users_api_tests::{TestApi, assert_error, error_fields, segment_counts};
 
 async fn user_segments(api: &TestApi, token: &str, user: &str) -> BTreeSet<String> {
     let details = api.get(&format!("/users/{user}"), token).await;
@@ -496,4 +479,31 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
         }
     }
     assert_eq!(in_any, members);
+}
+
+#[tokio::test]
+async fn a_delete_racing_a_rename_never_answers_404_and_leaves_no_name_taken() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    for round in 0..5 {
+        let old = format!("Old {round}");
+        let new = format!("New {round}");
+        let segment = api.create_segment(&token, &old).await;
+        // WHEN a rename and a delete of the segment race
+        let uri = format!("/segments/{segment}");
+        let (renamed, deleted) = tokio::join!(
+            api.put(&uri, &token, json!({ "name": new })),
+            api.delete(&uri, &token),
+        );
+        // THEN the delete, which found the segment, never answers 404
+        assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
+        assert!(
+            renamed.status == StatusCode::OK || renamed.status == StatusCode::NOT_FOUND,
+            "{}",
+            renamed.text
+        );
+        // AND neither name stays taken by the deleted segment
+        api.create_segment(&token, &old).await;
+        api.create_segment(&token, &new).await;
+    }
 }

@@ -149,45 +149,28 @@ fn sort_key_of(item: &Item) -> String {
         .unwrap_or_default()
 }
 
+/// What hiding an object removes, besides writing its job: the object's item
+/// (under `condition`) and its claim.
+struct Hiding {
+    sk: &'static str,
+    condition: Expr,
+    claim_pk: String,
+}
+
 impl Store {
     /// Erases a user: hides it (profile and `userId` claim go, a job is
     /// written, in one transaction), then cleans up what remains as far as
     /// the request's time allows. `404` when there is neither a user nor a
     /// clean-up pending for it.
     pub async fn delete_user(&self, account: &AccountId, id: ObjectId) -> Result<(), ApiError> {
-        let object_pk = keys::user_pk(account, id);
-        let job = self
-            .until_decided("erase user", || async {
-                let Some(profile) = self.get_profile(account, id).await? else {
-                    return match self.job(id, &object_pk).await? {
-                        Some(job) => Ok(ControlFlow::Break(job)),
-                        None => Err(ApiError::not_found("user")),
-                    };
-                };
-                let job = JobItem::new(JobKind::User, account, id, object_pk.clone());
-                let mut transaction = Transaction::default();
-                transaction.delete(
-                    self.table(),
-                    key(&object_pk, keys::PROFILE_SK),
-                    Some(exists()),
-                );
-                transaction.delete(
-                    self.table(),
-                    key(
-                        keys::user_id_claim_pk(account, &profile.user_id),
-                        keys::CLAIM_SK,
-                    ),
-                    Some(claim_of(id)),
-                );
-                transaction.put(self.table(), to_item(&job)?, None);
-                let outcome = self.commit(transaction).await?;
-                Ok(match outcome {
-                    Outcome::Committed => ControlFlow::Break(job),
-                    _ => ControlFlow::Continue(()),
-                })
-            })
-            .await?;
-        self.clean_up_inline(&job).await
+        self.hide(JobKind::User, account, id, || async {
+            Ok(self.get_profile(account, id).await?.map(|profile| Hiding {
+                sk: keys::PROFILE_SK,
+                condition: exists(),
+                claim_pk: keys::user_id_claim_pk(account, &profile.user_id),
+            }))
+        })
+        .await
     }
 
     /// Deletes a segment: hides it (segment and name claim go, a job is
@@ -195,42 +178,66 @@ impl Store {
     /// as the request's time allows. `404` when there is neither a segment
     /// nor a clean-up pending for it.
     pub async fn delete_segment(&self, account: &AccountId, id: ObjectId) -> Result<(), ApiError> {
-        let object_pk = keys::segment_pk(account, id);
+        self.hide(JobKind::Segment, account, id, || async {
+            let found = self
+                .segments_by_id(account, &BTreeSet::from([id]))
+                .await?
+                .remove(&id);
+            Ok(found.map(|segment| Hiding {
+                sk: keys::SEGMENT_SK,
+                // A rename in between moves the claim: the delete re-reads.
+                condition: Expr::new("attribute_exists(pk) AND #name = :name")
+                    .name("#name", "name")
+                    .value(":name", s(segment.name.clone())),
+                claim_pk: keys::segment_name_claim_pk(account, &segment.name),
+            }))
+        })
+        .await
+    }
+
+    /// Hides the object `id` of `kind` in one transaction (its item and
+    /// claim go, its job is written), reading it with `read` at each attempt,
+    /// then works on its clean-up for the time the request allows. When the
+    /// object is already gone, a pending job is resumed, and without one the
+    /// answer is `404`.
+    async fn hide<F, Fut>(
+        &self,
+        kind: JobKind,
+        account: &AccountId,
+        id: ObjectId,
+        read: F,
+    ) -> Result<(), ApiError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<Option<Hiding>, ApiError>>,
+    {
+        let what = kind.object();
+        let object_pk = match kind {
+            JobKind::User => keys::user_pk(account, id),
+            JobKind::Segment => keys::segment_pk(account, id),
+        };
         let job = self
-            .until_decided("delete segment", || async {
-                let Some(segment) = self
-                    .segments_by_id(account, &BTreeSet::from([id]))
-                    .await?
-                    .remove(&id)
-                else {
+            .until_decided(&format!("delete {what}"), || async {
+                let Some(hiding) = read().await? else {
                     return match self.job(id, &object_pk).await? {
                         Some(job) => Ok(ControlFlow::Break(job)),
-                        None => Err(ApiError::not_found("segment")),
+                        None => Err(ApiError::not_found(what)),
                     };
                 };
-                let job = JobItem::new(JobKind::Segment, account, id, object_pk.clone());
+                let job = JobItem::new(kind, account, id, object_pk.clone());
                 let mut transaction = Transaction::default();
-                // A rename in between moves the claim: the delete waits for it.
                 transaction.delete(
                     self.table(),
-                    key(&object_pk, keys::SEGMENT_SK),
-                    Some(
-                        Expr::new("attribute_exists(pk) AND #name = :name")
-                            .name("#name", "name")
-                            .value(":name", s(segment.name.clone())),
-                    ),
+                    key(&object_pk, hiding.sk),
+                    Some(hiding.condition),
                 );
                 transaction.delete(
                     self.table(),
-                    key(
-                        keys::segment_name_claim_pk(account, &segment.name),
-                        keys::CLAIM_SK,
-                    ),
+                    key(hiding.claim_pk, keys::CLAIM_SK),
                     Some(claim_of(id)),
                 );
                 transaction.put(self.table(), to_item(&job)?, None);
-                let outcome = self.commit(transaction).await?;
-                Ok(match outcome {
+                Ok(match self.commit(transaction).await? {
                     Outcome::Committed => ControlFlow::Break(job),
                     _ => ControlFlow::Continue(()),
                 })

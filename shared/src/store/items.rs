@@ -279,6 +279,16 @@ pub struct JobItem {
     pub passes: u64,
 }
 
+impl JobKind {
+    /// What the job cleans up after, in words.
+    pub fn object(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Segment => "segment",
+        }
+    }
+}
+
 impl JobItem {
     pub fn new(kind: JobKind, account: &AccountId, id: ObjectId, object_pk: String) -> Self {
         Self {
