@@ -295,13 +295,23 @@ impl Store {
                     .map_err(|e| sdk_error("Query jobs", e))?;
                 for item in output.items.unwrap_or_default() {
                     let job: JobItem = from_item(item)?;
-                    if !deadline.is_within(CLEANUP_MARGIN)
-                        && self.finish_job(&job, deadline).await?
-                    {
-                        sweep.finished += 1;
-                    } else {
+                    if deadline.is_within(CLEANUP_MARGIN) {
                         sweep.pending += 1;
                         self.touch_job(&job).await?;
+                        continue;
+                    }
+                    match self.finish_job(&job, deadline).await {
+                        Ok(true) => sweep.finished += 1,
+                        Ok(false) => {
+                            sweep.pending += 1;
+                            self.touch_job(&job).await?;
+                        }
+                        // One job's failure does not hold up the others; it
+                        // stays for the next sweep.
+                        Err(error) => {
+                            tracing::warn!(kind = ?job.kind, error = ?error, "a clean-up failed; retried later");
+                            sweep.pending += 1;
+                        }
                     }
                 }
                 start = output.last_evaluated_key;
