@@ -770,3 +770,97 @@ async fn an_export_that_reaches_its_deadline_ends_as_a_failed_transfer() {
     assert!(rows < LARGE, "{rows} rows");
     assert!(text.starts_with("User ID\r\n"));
 }
+
+/// The whole body of an export, and whether it ended with an error.
+async fn read_body(response: axum::response::Response) -> (Vec<u8>, bool) {
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = next_chunk(&mut body).await {
+        match chunk {
+            Ok(data) => bytes.extend_from_slice(&data),
+            Err(_) => return (bytes, true),
+        }
+    }
+    (bytes, false)
+}
+
+fn gunzip(bytes: &[u8]) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(bytes).read_to_string(&mut text)?;
+    Ok(text)
+}
+
+#[tokio::test]
+async fn gzip_and_plain_streams_decode_to_the_same_rows() {
+    let api = TestApi::new().await;
+    let account = AccountId::parse("big").unwrap();
+    seed_directly(&api.store, &account, LARGE).await;
+    let router = export_function::router(AppState::new(api.store.clone()));
+    let export_with = |accept: Option<&'static str>, deadline: Option<Deadline>| {
+        let mut request = export_request(&account, json!({"sort": {"order": "asc"}}));
+        if let Some(accept) = accept {
+            request
+                .headers_mut()
+                .insert(header::ACCEPT_ENCODING, accept.parse().unwrap());
+        }
+        if let Some(deadline) = deadline {
+            request.extensions_mut().insert(deadline);
+        }
+        let router = router.clone();
+        async move { router.oneshot(request).await.unwrap() }
+    };
+    // GIVEN the same export, plain and gzip
+    let plain = export_with(None, None).await;
+    assert_eq!(plain.headers().get(header::CONTENT_ENCODING), None);
+    assert_eq!(plain.headers()[header::VARY], "accept-encoding");
+    let (plain, failed) = read_body(plain).await;
+    assert!(!failed);
+    let gzip = export_with(Some("br, gzip"), None).await;
+    assert_eq!(gzip.status(), StatusCode::OK);
+    assert_eq!(gzip.headers()[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(
+        gzip.headers()[header::CONTENT_TYPE],
+        "text/csv; charset=utf-8"
+    );
+    let (compressed, failed) = read_body(gzip).await;
+    assert!(!failed);
+    // THEN they decode to the same rows, and gzip is smaller
+    let plain = String::from_utf8(plain).unwrap();
+    assert_eq!(plain.lines().count(), 1 + LARGE);
+    assert_eq!(gunzip(&compressed).unwrap(), plain);
+    assert!(
+        compressed.len() * 3 < plain.len(),
+        "{} vs {}",
+        compressed.len(),
+        plain.len()
+    );
+    // A refused gzip is plain.
+    let refused = export_with(Some("gzip;q=0"), None).await;
+    assert_eq!(refused.headers().get(header::CONTENT_ENCODING), None);
+    // A gzip stream stopped by its deadline fails as a transfer and as gzip.
+    let late = export_with(
+        Some("gzip"),
+        Some(Deadline::after(export_function::DEADLINE_MARGIN / 2)),
+    )
+    .await;
+    let (cut, failed) = read_body(late).await;
+    assert!(failed, "the body must end with an error");
+    assert!(gunzip(&cut).is_err(), "an incomplete gzip stream");
+}
+
+#[tokio::test]
+async fn a_gzip_export_of_nobody_is_the_header_line() {
+    let api = TestApi::new().await;
+    let account = AccountId::parse("empty").unwrap();
+    let router = export_function::router(AppState::new(api.store.clone()));
+    let mut request = export_request(&account, json!({"fields": ["userId", "default_email"]}));
+    request
+        .headers_mut()
+        .insert(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
+    let (compressed, failed) = read_body(response).await;
+    assert!(!failed);
+    assert_eq!(gunzip(&compressed).unwrap(), "User ID,Email\r\n");
+}

@@ -23,6 +23,9 @@
 //! the body ends with an error, so an export that cannot finish in time is a
 //! failed transfer, never a CSV that looks complete but lacks its end.
 //!
+//! The body is gzip when the request accepts it (`Accept-Encoding`), the
+//! CSV as it is otherwise ([`encoding`]).
+//!
 //! The same router runs under `lambda_http::run_with_streaming_response` in
 //! the Lambda and under `axum::serve` in the local server; both stream.
 //!
@@ -48,6 +51,10 @@ use shared::{ApiError, ApiResult};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
+
+pub mod encoding;
+
+use encoding::{BodyEncoder, accepts_gzip};
 
 /// The media type of the answer.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -81,6 +88,7 @@ async fn export(
 ) -> ApiResult<Response> {
     let started = Instant::now();
     let deadline = request.extensions().get::<Deadline>().copied();
+    let mut encoder = BodyEncoder::new(accepts_gzip(request.headers()));
     let body = body_of(request).await?;
     let request = ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let csv = CsvRows::new(request.fields.clone());
@@ -94,9 +102,20 @@ async fn export(
         chunk.extend(csv.rows(page)?);
         rows = page.len();
     }
+    let content_encoding = encoder.content_encoding();
+    let mut body = encoder.chunk(chunk).map_err(encoding_error)?.to_vec();
+    if first.is_none() {
+        if let Some(end) = std::mem::replace(&mut encoder, BodyEncoder::Identity)
+            .finish()
+            .map_err(encoding_error)?
+        {
+            body.extend_from_slice(&end);
+        }
+        tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
+    }
     let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
     // The channel is new and has room: the first chunk always fits.
-    if sender.try_send(Ok(Bytes::from(chunk))).is_err() {
+    if sender.try_send(Ok(Bytes::from(body))).is_err() {
         return Err(ApiError::Internal(
             "export channel refused its first chunk".into(),
         ));
@@ -104,14 +123,13 @@ async fn export(
     if first.is_some() {
         let sending = Sending {
             csv,
+            encoder,
             sender,
             rows,
             started,
             deadline,
         };
         tokio::spawn(sending.rest(pages).in_current_span());
-    } else {
-        tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
     }
 
     let mut response = Response::new(Body::from_stream(ReceiverStream::new(receiver)));
@@ -125,7 +143,15 @@ async fn export(
         header::CONTENT_DISPOSITION,
         HeaderValue::from_static(CSV_DISPOSITION),
     );
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if let Some(coding) = content_encoding {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+    }
     Ok(response)
+}
+
+fn encoding_error(error: std::io::Error) -> ApiError {
+    ApiError::Internal(format!("compress export chunk: {error}"))
 }
 
 /// The body as JSON: `{}` when empty, else by the API's JSON body rules
@@ -156,6 +182,7 @@ enum Ending {
 /// The sending of the pages after the first.
 struct Sending {
     csv: CsvRows,
+    encoder: BodyEncoder,
     sender: mpsc::Sender<Chunk>,
     rows: usize,
     started: Instant,
@@ -171,8 +198,20 @@ impl Sending {
         let (rows, duration_ms) = (self.rows, elapsed_ms(self.started));
         let failure = match outcome {
             Ok(Ending::Complete) => {
-                tracing::info!(rows, duration_ms, "export finished");
-                return;
+                let encoder = std::mem::replace(&mut self.encoder, BodyEncoder::Identity);
+                match encoder.finish() {
+                    Ok(end) => {
+                        if let Some(end) = end {
+                            let _ = self.sender.send(Ok(end)).await;
+                        }
+                        tracing::info!(rows, duration_ms, "export finished");
+                        return;
+                    }
+                    Err(error) => {
+                        tracing::error!(rows, duration_ms, error = %error, "export failed to end its compression");
+                        "the export failed mid-stream"
+                    }
+                }
             }
             Ok(Ending::ClientGone) => {
                 tracing::info!(rows, duration_ms, "export stopped: the client went away");
@@ -213,8 +252,11 @@ impl Sending {
             let Some(page) = page else {
                 return Ok(Ending::Complete);
             };
-            let chunk = self.csv.rows(&page)?;
-            if self.sender.send(Ok(Bytes::from(chunk))).await.is_err() {
+            let chunk = self
+                .encoder
+                .chunk(self.csv.rows(&page)?)
+                .map_err(encoding_error)?;
+            if self.sender.send(Ok(chunk)).await.is_err() {
                 return Ok(Ending::ClientGone);
             }
             self.rows += page.len();
