@@ -157,7 +157,19 @@ setup_venv() {
     "$venv/bin/python" -m pip --version
 }
 export VENV PYTHON TEST_LOG
-export -f setup_venv cargo_test
+# suites_against URL: the DynamoDB-backed packages again, on the engine at
+# URL. The harness's clients, and the servers the tests start, all sign as
+# `local` (DynamoDB Local keeps one database per access key and region);
+# these variables serve anything else that reads the standard chain.
+suites_against() {
+    cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
+        USERS_API_TEST_ENDPOINT="$1" \
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+        AWS_EC2_METADATA_DISABLED=true \
+        cargo test --locked -p users-shared -p users-api-tests -p authorizer-function \
+        -p users-api -p cleanup-function
+}
+export -f setup_venv cargo_test suites_against
 if step "python tools" 1200 setup_venv "$VENV" "$REQS"; then
     venv_ok=1
     "$VENV/bin/python" -c 'import moto, samtranslator; print(f"moto {moto.__version__}, aws-sam-translator {samtranslator.__version__}")'
@@ -276,11 +288,7 @@ elif [[ $venv_ok == 1 ]]; then
         if [[ $build_ok != 1 ]]; then
             echo "-- cargo test (moto): not run, the test build failed above"
         else
-            step "cargo test (moto)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
-                USERS_API_TEST_ENDPOINT="$MOTO_URL" \
-                AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-                AWS_EC2_METADATA_DISABLED=true \
-                cargo test --locked -p users-shared -p users-api-tests -p authorizer-function -p users-api -p cleanup-function || true
+            step "cargo test (moto)" 2400 suites_against "$MOTO_URL" || true
         fi
 
         section "Lambda functions: the real binaries under cargo lambda watch, fed tests/events"
@@ -321,13 +329,7 @@ else
             if [[ $build_ok != 1 ]]; then
                 echo "-- cargo test (DynamoDB Local): not run, the test build failed above"
             else
-                # The same credentials for every client: DynamoDB Local keeps
-                # one database per access key and region.
-                step "cargo test (DynamoDB Local)" 2400 cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
-                    USERS_API_TEST_ENDPOINT="$DDB_URL" \
-                    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-                    AWS_EC2_METADATA_DISABLED=true \
-                    cargo test --locked -p users-shared -p users-api-tests -p authorizer-function -p users-api -p cleanup-function || true
+                step "cargo test (DynamoDB Local)" 2400 suites_against "$DDB_URL" || true
             fi
         else
             echo "---- dynamodb-local.log ----"
