@@ -42,7 +42,15 @@ impl Store {
                 ));
             }
             profile.sess = session.0;
-            check_profile_fits(&profile, "sessionAttributes")?;
+            // Only a value set can make the profile grow; most conversations
+            // set none, and measuring means serialising the whole profile.
+            if conversation
+                .session_attributes
+                .values()
+                .any(Option::is_some)
+            {
+                check_profile_fits(&profile, "sessionAttributes")?;
+            }
             // lastSeen never moves backwards, even when clocks of two writers disagree.
             let now = Timestamp::now().max(Timestamp::from_millis(profile.last_seen));
             let item = ConversationItem {
