@@ -11,9 +11,10 @@
 #      checkov (every check passes or is skipped in the template with a reason).
 #   3. cargo fmt --check, cargo clippy -D warnings.
 #   4. cargo test --workspace: every suite, on the embedded DynamoDB engine.
-#   5. moto's DynamoDB server on a free loopback port: a smoke test of the
+#   5. moto's server on a free loopback port: a smoke test of the DynamoDB
 #      features the store uses (scripts/moto_smoke.py), then the
-#      DynamoDB-backed suites again against it (USERS_API_TEST_ENDPOINT).
+#      DynamoDB-backed suites again against it (USERS_API_TEST_ENDPOINT),
+#      export jobs writing to moto's S3 (USERS_API_TEST_S3_ENDPOINT).
 #   6. The four Lambda binaries under `cargo lambda watch` (cargo-lambda from
 #      PyPI), fed the API Gateway events of tests/events/, against that moto
 #      server (scripts/lambda_smoke.sh).
@@ -157,13 +158,14 @@ setup_venv() {
     "$venv/bin/python" -m pip --version
 }
 export VENV PYTHON TEST_LOG
-# suites_against URL: the DynamoDB-backed packages again, on the engine at
-# URL. The harness's clients, and the servers the tests start, all sign as
+# suites_against URL [S3_URL]: the DynamoDB-backed packages again, on the
+# engine at URL; export jobs write their files to S3 at S3_URL when given
+# (moto serves both), to a temporary folder otherwise. The harness's clients, and the servers the tests start, all sign as
 # `local` (DynamoDB Local keeps one database per access key and region);
 # these variables serve anything else that reads the standard chain.
 suites_against() {
     cargo_test env -u AWS_PROFILE -u AWS_SESSION_TOKEN -u AWS_ENDPOINT_URL \
-        USERS_API_TEST_ENDPOINT="$1" \
+        USERS_API_TEST_ENDPOINT="$1" USERS_API_TEST_S3_ENDPOINT="${2:-}" \
         AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
         AWS_EC2_METADATA_DISABLED=true \
         cargo test --locked -p users-shared -p users-api-tests -p authorizer-function \
@@ -288,7 +290,7 @@ elif [[ $venv_ok == 1 ]]; then
         if [[ $build_ok != 1 ]]; then
             echo "-- cargo test (moto): not run, the test build failed above"
         else
-            step "cargo test (moto)" 2400 suites_against "$MOTO_URL" || true
+            step "cargo test (moto)" 2400 suites_against "$MOTO_URL" "$MOTO_URL" || true
         fi
 
         section "Lambda functions: the real binaries under cargo lambda watch, fed tests/events"

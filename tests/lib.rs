@@ -9,6 +9,9 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
+use export_function::ExportState;
+use export_function::files::{Files, FolderFiles, S3Files};
+use export_function::jobs::{JobConfig, Jobs};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -28,6 +31,43 @@ pub fn external_endpoint() -> Option<String> {
     [ENDPOINT_ENV, "AWS_ENDPOINT_URL"]
         .iter()
         .find_map(|name| std::env::var(name).ok().filter(|e| !e.is_empty()))
+}
+
+/// The variable naming an S3 endpoint (moto's) for export jobs' files;
+/// unset, each test's jobs write to a folder of their own.
+pub const S3_ENDPOINT_ENV: &str = "USERS_API_TEST_S3_ENDPOINT";
+
+/// Where a test's export jobs put their files: a new bucket on the S3
+/// endpoint of [`S3_ENDPOINT_ENV`] when it is set, else a new folder.
+pub async fn test_files() -> Files {
+    let name = format!("test-{}", uuid_simple()).to_ascii_lowercase();
+    match std::env::var(S3_ENDPOINT_ENV)
+        .ok()
+        .filter(|e| !e.is_empty())
+    {
+        Some(endpoint) => {
+            let bucket = S3Files::local(&endpoint, name.replace('_', "-"));
+            bucket.create_bucket().await.expect("bucket is created");
+            Files::S3(bucket)
+        }
+        None => Files::Folder(FolderFiles::new(std::env::temp_dir().join(name))),
+    }
+}
+
+/// The export function's state for tests: no stream cap (as the local
+/// server), files in `files`, jobs run in process.
+pub fn test_export_state(store: &Store, files: Files) -> ExportState {
+    ExportState {
+        jobs: Jobs::new(
+            store.clone(),
+            files,
+            JobConfig {
+                in_process: true,
+                ..JobConfig::default()
+            },
+        ),
+        ..ExportState::local(AppState::new(store.clone()), std::env::temp_dir())
+    }
 }
 
 /// A store on a fresh table of its own.
@@ -131,6 +171,8 @@ impl Answer {
 pub struct TestApi {
     pub app: Router,
     pub store: Store,
+    /// Where its export jobs put their files.
+    pub files: Files,
     _store: TestStore,
 }
 
@@ -138,8 +180,10 @@ impl TestApi {
     pub async fn new() -> Self {
         let test_store = TestStore::new().await;
         let store = test_store.store.clone();
+        let files = test_files().await;
         Self {
-            app: users_api::app(AppState::new(store.clone())),
+            app: users_api::app(test_export_state(&store, files.clone())),
+            files,
             store,
             _store: test_store,
         }
@@ -155,7 +199,8 @@ impl TestApi {
     pub fn with_cleanup(&self, cleanup: shared::store::CleanupConfig) -> TestApi {
         let store = self.store.clone().with_cleanup(cleanup);
         Self {
-            app: users_api::app(AppState::new(store.clone())),
+            app: users_api::app(test_export_state(&store, self.files.clone())),
+            files: self.files.clone(),
             store,
             _store: self._store.clone(),
         }

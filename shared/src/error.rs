@@ -55,6 +55,11 @@ pub enum ApiError {
     Conflict { message: String, id: Option<String> },
     #[error("request body is larger than 1 MiB")]
     PayloadTooLarge,
+    /// 413: an export larger than a streamed answer may carry.
+    #[error(
+        "the export is larger than a streamed answer may be; export it with POST /users/exports"
+    )]
+    TooLargeToStream,
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
     /// 503: the database is unreachable or throttling us.
@@ -92,7 +97,7 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::PayloadTooLarge | Self::TooLargeToStream => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -11,8 +11,9 @@ async fn every_router_builds() {
     let state = shared::http::AppState::new(api.store.clone());
     let _ = users_function::router(state.clone());
     let _ = segments_function::router(state.clone());
-    let _ = export_function::router(state.clone());
-    let _ = users_api::app(state);
+    let exports = users_api_tests::test_export_state(&api.store, api.files.clone());
+    let _ = export_function::router(exports.clone());
+    let _ = users_api::app(exports);
 }
 
 #[tokio::test]

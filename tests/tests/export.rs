@@ -19,12 +19,12 @@ use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::deadline::Deadline;
-use shared::http::{AppState, with_account};
+use shared::http::with_account;
 use shared::model::{AccountId, Attributes, ObjectId, Timestamp, User};
 use shared::store::items::{ProfileItem, to_item};
-use shared::store::{EXPORT_PAGE, Store};
+use shared::store::{EXPORT_PAGE, PAGES_AHEAD, READ_AHEAD_SLICES, Store};
 use tower::ServiceExt;
-use users_api_tests::{Answer, TestApi, assert_error, error_fields};
+use users_api_tests::{Answer, TestApi, assert_error, error_fields, test_export_state};
 
 const ALL_HEADERS: &str = "Name,Email,First Seen,Last Seen,Integration,Source,User ID,Avatar,Language,Timezone,Gender,IP,City,Region,Country,Referrer,Username";
 
@@ -547,15 +547,15 @@ async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, axum::Error>> {
     }
 }
 
-/// Users a large account holds: a dozen store pages.
-const LARGE: usize = 12 * EXPORT_PAGE;
+/// Users a large account holds: more store pages than an export reads ahead.
+const LARGE: usize = 20 * EXPORT_PAGE;
 
 #[tokio::test]
 async fn the_first_rows_leave_before_the_store_is_read_to_the_end() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     let ids = seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let read_before = api.store.items_read();
 
     let response = router
@@ -582,10 +582,14 @@ async fn the_first_rows_leave_before_the_store_is_read_to_the_end() {
         "the first chunk came after reading {read} of {LARGE} users"
     );
 
-    // Nobody takes the rows: the reading stops a few pages ahead.
+    // Nobody takes the rows: the reading stops a few pages ahead (the
+    // chunks waiting to be sent, the page being sent, and the pages each
+    // range read ahead holds ready or is reading).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let ahead = api.store.items_read() - read_before;
-    let bound = ((export_function::CHANNEL_CHUNKS + 3) * EXPORT_PAGE) as u64;
+    let bound = ((export_function::CHANNEL_CHUNKS + 3 + READ_AHEAD_SLICES * (PAGES_AHEAD + 1))
+        * EXPORT_PAGE) as u64;
+    assert!(bound < LARGE as u64);
     assert!(
         ahead <= bound,
         "read {ahead} users ahead of a client that took one chunk (bound {bound})"
@@ -615,7 +619,7 @@ async fn a_failure_mid_stream_ends_the_body_early_without_json() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let response = router
         .oneshot(export_request(&account, json!({})))
         .await
@@ -671,7 +675,7 @@ async fn a_failure_before_the_first_byte_answers_the_json_envelope() {
         .send()
         .await
         .expect("table deleted");
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let response = router
         .oneshot(export_request(&account, json!({})))
         .await
@@ -700,7 +704,7 @@ async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone
     let account = AccountId::parse("big").unwrap();
     let token = api.token("big").await;
     let ids = seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let body = json!({"fields": ["userId"], "sort": {"field": "lastSeen", "order": "asc"}});
     let response = router
         .oneshot(export_request(&account, body))
@@ -739,7 +743,7 @@ async fn an_export_that_reaches_its_deadline_ends_as_a_failed_transfer() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let read_all = |deadline: Deadline| {
         let mut request = export_request(&account, json!({"fields": ["userId"]}));
         request.extensions_mut().insert(deadline);
@@ -796,7 +800,7 @@ async fn gzip_and_plain_streams_decode_to_the_same_rows() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let export_with = |accept: Option<&'static str>, deadline: Option<Deadline>| {
         let mut request = export_request(&account, json!({"sort": {"order": "asc"}}));
         if let Some(accept) = accept {
@@ -853,7 +857,7 @@ async fn gzip_and_plain_streams_decode_to_the_same_rows() {
 async fn a_gzip_export_of_nobody_is_the_header_line() {
     let api = TestApi::new().await;
     let account = AccountId::parse("empty").unwrap();
-    let router = export_function::router(AppState::new(api.store.clone()));
+    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let mut request = export_request(&account, json!({"fields": ["userId", "default_email"]}));
     request
         .headers_mut()

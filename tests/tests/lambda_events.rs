@@ -89,7 +89,10 @@ fn router(function: Function, store: &Store) -> Router {
     match function {
         Function::Users => users_function::router(state),
         Function::Segments => segments_function::router(state),
-        Function::Export => export_function::router(state),
+        Function::Export => export_function::router(export_function::ExportState {
+            stream: export_function::StreamLimits::LAMBDA,
+            ..export_function::ExportState::local(state, std::env::temp_dir().join("lambda-events"))
+        }),
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use axum::body::Body;
+use export_function::ExportState;
 use http_body_util::BodyExt;
 use shared::engine::{EmbeddedEngine, local_client};
 use shared::http::{AppState, with_account};
@@ -262,7 +263,11 @@ async fn run(
     users: usize,
     repeat: usize,
 ) -> Result<(), Failure> {
-    let router = export_function::router(AppState::new(store.clone()));
+    let jobs_folder = std::env::temp_dir().join(format!("export-bench-{}", std::process::id()));
+    let router = export_function::router(ExportState::local(
+        AppState::new(store.clone()),
+        &jobs_folder,
+    ));
     let rss_before = status_kib("VmRSS:")?;
     let (mut firsts, mut totals) = (Vec::new(), Vec::new());
     for _ in 0..repeat {

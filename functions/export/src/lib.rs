@@ -26,6 +26,15 @@
 //! The body is gzip when the request accepts it (`Accept-Encoding`), the
 //! CSV as it is otherwise ([`encoding`]).
 //!
+//! A streamed answer has a byte budget ([`StreamLimits`]): in Lambda a
+//! streamed response carries at most 200 MB, so an export that would pass
+//! [`LAMBDA_STREAM_BUDGET`] is refused with `413` when its first page already
+//! shows it, and otherwise ends with a failed transfer when the next chunk
+//! would pass it. Both point to export jobs ([`jobs`]): `POST /users/exports`
+//! writes any size to a gzipped file and `GET /users/exports/{id}` tells how
+//! far it got and, once done, where to download it. The local server streams
+//! without a byte budget.
+//!
 //! The same router runs under `lambda_http::run_with_streaming_response` in
 //! the Lambda and under `axum::serve` in the local server; both stream.
 //!
@@ -53,8 +62,12 @@ use tokio_stream::wrappers::ReceiverStream;
 use tracing::Instrument;
 
 pub mod encoding;
+pub mod files;
+mod job_routes;
+pub mod jobs;
 
 use encoding::{BodyEncoder, accepts_gzip};
+use jobs::Jobs;
 
 /// The media type of the answer.
 pub const CSV_CONTENT_TYPE: &str = "text/csv; charset=utf-8";
@@ -66,15 +79,97 @@ pub const CHANNEL_CHUNKS: usize = 2;
 /// send it and end the stream.
 pub const DEADLINE_MARGIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// Lambda's cap on a streamed response is 200 MB; what the export sends
+/// stays under it, with room for the chunk framing and headers.
+pub const LAMBDA_STREAM_BUDGET: u64 = 190_000_000;
+/// The variable that sets the streamed answer's byte budget (`0`: none).
+pub const STREAM_BUDGET_ENV: &str = "EXPORT_STREAM_MAX_BYTES";
+
+/// How much a streamed export may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamLimits {
+    /// Most body bytes (compressed, when gzip) of one streamed export;
+    /// `None` for no cap.
+    pub max_bytes: Option<u64>,
+}
+
+impl StreamLimits {
+    /// No cap: the local server.
+    pub const NONE: Self = Self { max_bytes: None };
+    /// Lambda's.
+    pub const LAMBDA: Self = Self {
+        max_bytes: Some(LAMBDA_STREAM_BUDGET),
+    };
+
+    /// `default`, unless [`STREAM_BUDGET_ENV`] says otherwise.
+    pub fn from_env(default: Self) -> Self {
+        match std::env::var(STREAM_BUDGET_ENV)
+            .ok()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+        {
+            Some(0) => Self::NONE,
+            Some(bytes) => Self {
+                max_bytes: Some(bytes),
+            },
+            None => default,
+        }
+    }
+}
+
+/// What the export function serves with.
+#[derive(Clone, Debug)]
+pub struct ExportState {
+    pub app: AppState,
+    pub stream: StreamLimits,
+    pub jobs: Jobs,
+}
+
+/// Where export files go in a Lambda without a bucket configured: the
+/// instance's own disk, which is only good for trying things out.
+pub const LAMBDA_FOLDER: &str = "/tmp/exports";
+
+impl ExportState {
+    /// The Lambda's state: Lambda's stream cap (or [`STREAM_BUDGET_ENV`]'s),
+    /// files in the bucket of [`files::BUCKET_ENV`]; jobs run in the
+    /// export-jobs function, started by the table's stream.
+    pub async fn lambda(app: AppState) -> Self {
+        let files = files::Files::from_env(LAMBDA_FOLDER.as_ref()).await;
+        let jobs = Jobs::new(app.store.clone(), files, jobs::JobConfig::default());
+        Self {
+            app,
+            stream: StreamLimits::from_env(StreamLimits::LAMBDA),
+            jobs,
+        }
+    }
+
+    /// The state with no stream cap and jobs in `folder`, run in process.
+    pub fn local(app: AppState, folder: impl Into<std::path::PathBuf>) -> Self {
+        let jobs = Jobs::new(
+            app.store.clone(),
+            files::Files::Folder(files::FolderFiles::new(folder)),
+            jobs::JobConfig {
+                in_process: true,
+                ..jobs::JobConfig::default()
+            },
+        );
+        Self {
+            app,
+            stream: StreamLimits::NONE,
+            jobs,
+        }
+    }
+}
+
 /// The routes of this function, without the shared fallbacks and layers.
-pub fn routes(state: AppState) -> Router {
+pub fn routes(state: ExportState) -> Router {
     Router::new()
         .route("/users/export", post(export))
+        .merge(job_routes::routes())
         .with_state(state)
 }
 
 /// The function's complete router.
-pub fn router(state: AppState) -> Router {
+pub fn router(state: ExportState) -> Router {
     finish(routes(state))
 }
 
@@ -82,7 +177,7 @@ type Pages = Pin<Box<dyn Stream<Item = Result<Vec<User>, ApiError>> + Send>>;
 type Chunk = Result<Bytes, std::io::Error>;
 
 async fn export(
-    State(state): State<AppState>,
+    State(state): State<ExportState>,
     Account(account): Account,
     request: Request,
 ) -> ApiResult<Response> {
@@ -92,7 +187,7 @@ async fn export(
     let body = body_of(request).await?;
     let request = ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let csv = CsvRows::new(request.fields.clone());
-    let mut pages: Pages = Box::pin(state.store.export_users(&account, &request));
+    let mut pages: Pages = Box::pin(state.app.store.export_users(&account, &request));
 
     // Up to the first page, failures still answer JSON.
     let first = pages.try_next().await?;
@@ -113,7 +208,17 @@ async fn export(
         }
         tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
     }
+    let budget = state.stream.max_bytes;
+    if budget.is_some_and(|max| body.len() as u64 > max) {
+        tracing::info!(
+            rows,
+            bytes = body.len(),
+            "export refused: its first page passes the stream's budget"
+        );
+        return Err(ApiError::TooLargeToStream);
+    }
     let (sender, receiver) = mpsc::channel::<Chunk>(CHANNEL_CHUNKS);
+    let sent = body.len() as u64;
     // The channel is new and has room: the first chunk always fits.
     if sender.try_send(Ok(Bytes::from(body))).is_err() {
         return Err(ApiError::Internal(
@@ -128,6 +233,8 @@ async fn export(
             rows,
             started,
             deadline,
+            budget,
+            sent,
         };
         tokio::spawn(sending.rest(pages).in_current_span());
     }
@@ -156,7 +263,7 @@ fn encoding_error(error: std::io::Error) -> ApiError {
 
 /// The body as JSON: `{}` when empty, else by the API's JSON body rules
 /// (`413` over 1 MiB, `415` when not declared JSON, `400` when malformed).
-async fn body_of(request: Request) -> ApiResult<Value> {
+pub(crate) async fn body_of(request: Request) -> ApiResult<Value> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
         .await
@@ -177,6 +284,8 @@ enum Ending {
     ClientGone,
     /// The deadline came before the last page: the body ends with an error.
     OutOfTime,
+    /// The next chunk would pass the byte budget: the body ends with an error.
+    OverBudget,
 }
 
 /// The sending of the pages after the first.
@@ -187,6 +296,9 @@ struct Sending {
     rows: usize,
     started: Instant,
     deadline: Option<Deadline>,
+    /// The byte budget, and the bytes sent so far.
+    budget: Option<u64>,
+    sent: u64,
 }
 
 impl Sending {
@@ -225,6 +337,15 @@ impl Sending {
                 );
                 "the export ran out of time"
             }
+            Ok(Ending::OverBudget) => {
+                tracing::warn!(
+                    rows,
+                    duration_ms,
+                    bytes = self.sent,
+                    "export stopped at the stream's byte budget; the body ends early (export jobs carry any size)"
+                );
+                "the export is larger than a streamed answer may be"
+            }
             Err(error) => {
                 // `Debug` carries the detail the client never sees.
                 tracing::error!(rows, duration_ms, error = ?error, "export failed mid-stream; the body ends early");
@@ -256,6 +377,10 @@ impl Sending {
                 .encoder
                 .chunk(self.csv.rows(&page)?)
                 .map_err(encoding_error)?;
+            self.sent += chunk.len() as u64;
+            if self.budget.is_some_and(|max| self.sent > max) {
+                return Ok(Ending::OverBudget);
+            }
             if self.sender.send(Ok(chunk)).await.is_err() {
                 return Ok(Ending::ClientGone);
             }

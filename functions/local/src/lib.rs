@@ -9,19 +9,53 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::Router;
+use export_function::ExportState;
+use export_function::jobs::Jobs;
 use shared::ApiError;
 use shared::deadline::Deadline;
 use shared::engine::{EmbeddedEngine, local_client};
-use shared::http::{AppState, authorize, finish};
+use shared::http::{authorize, finish};
 use shared::store::{CleanupConfig, Store};
 
-/// Every route of the API, as API Gateway would route them, behind the auth layer.
-pub fn app(state: AppState) -> Router {
-    let store = state.store.clone();
-    let routes = users_function::routes(state.clone())
-        .merge(segments_function::routes(state.clone()))
+/// Every route of the API, as API Gateway would route them, behind the auth
+/// layer. The export state carries the state every function shares.
+pub fn app(state: ExportState) -> Router {
+    let store = state.app.store.clone();
+    let shared = state.app.clone();
+    let routes = users_function::routes(shared.clone())
+        .merge(segments_function::routes(shared))
         .merge(export_function::routes(state));
     finish(routes.layer(axum::middleware::from_fn_with_state(store, authorize)))
+}
+
+/// The folder of export files under the data directory (when no bucket is
+/// configured).
+pub const EXPORTS_FOLDER: &str = "exports";
+
+/// How long one background run of an export job may work.
+pub const EXPORT_SWEEP: Duration = Duration::from_secs(60);
+
+/// Runs the export jobs that no task of this process is running (a job a
+/// crash interrupted, or one written by another process) in the
+/// background, as the export-jobs function does in AWS: a sweep at once,
+/// then one every `every`. A job a run of this process holds is left alone.
+pub fn export_jobs_in_background(jobs: Jobs, every: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            match jobs.sweep(Deadline::after(EXPORT_SWEEP)).await {
+                Ok(sweep) if sweep.finished + sweep.pending > 0 => tracing::info!(
+                    finished = sweep.finished,
+                    pending = sweep.pending,
+                    "export jobs sweep"
+                ),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = ?error, "export jobs sweep failed; retried later")
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    })
 }
 
 /// How long one background sweep of the clean-ups may work.

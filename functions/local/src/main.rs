@@ -4,9 +4,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use export_function::ExportState;
+use export_function::files::Files;
+use export_function::jobs::{JobConfig, Jobs};
 use shared::http::{AppState, init_logging};
 use shared::model::AccountId;
-use users_api::{Backend, announce, app, clean_up_in_background, connect};
+use users_api::{
+    Backend, EXPORTS_FOLDER, announce, app, clean_up_in_background, connect,
+    export_jobs_in_background,
+};
 
 #[derive(Parser)]
 #[command(
@@ -117,8 +123,25 @@ async fn run(cli: Cli) -> Result<(), String> {
                     std::time::Duration::from_millis(cli.cleanup_interval_ms),
                 )
             });
+            // Export files go to EXPORT_BUCKET when it is set (S3, moto,
+            // LocalStack), else to a folder of the data directory.
+            let files = Files::from_env(&cli.data_dir.join(EXPORTS_FOLDER)).await;
+            let config = JobConfig {
+                in_process: true,
+                ..JobConfig::default()
+            };
+            let state = ExportState {
+                jobs: Jobs::new(store.clone(), files, config),
+                ..ExportState::local(AppState::new(store), cli.data_dir.join(EXPORTS_FOLDER))
+            };
+            let _export_jobs = (cli.cleanup_interval_ms > 0).then(|| {
+                export_jobs_in_background(
+                    state.jobs.clone(),
+                    std::time::Duration::from_millis(cli.cleanup_interval_ms.max(5000)),
+                )
+            });
             println!("Users API listening on http://{addr}");
-            axum::serve(listener, app(AppState::new(store)))
+            axum::serve(listener, app(state))
                 .with_graceful_shutdown(shutdown_signal())
                 .await
                 .map_err(|e| e.to_string())

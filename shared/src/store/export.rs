@@ -20,17 +20,24 @@
 //!
 //! Every key read starts with the account, so an export never reaches another
 //! account's users. Nothing is read until the stream is first polled.
+//!
+//! [`ExportReader`] is the same walk for export jobs, which must stop and go
+//! on in another process: after each page it can say where it is
+//! ([`ExportPosition`], stored with the job as JSON), and a reader made from
+//! that position and the export's snapshot time goes on from there.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::Stream;
+use serde::{Deserialize, Serialize};
 
 use super::Store;
-use super::items::{GhostItem, Item, ProfileItem, attr, from_item, s};
-use super::keys::{self, Index};
-use super::list::{Entry, index_lookup, sort_index, sort_key_of, walk_filter};
-use super::sdk_error;
+use super::items::{Item, s};
+use super::keys;
+use super::list::{index_lookup, sort_index, sort_key_of, walk_filter};
+use super::read_ahead::{Sliced, WalkPlan};
 use crate::error::ApiError;
 use crate::export::{ExportRequest, ExportScope};
 use crate::filter::{FilterSet, Sort, SortOrder};
@@ -48,69 +55,134 @@ impl Store {
         account: &AccountId,
         request: &ExportRequest,
     ) -> impl Stream<Item = Result<Vec<User>, ApiError>> + Send + 'static {
-        let cursor = Cursor {
+        let reader = self.export_reader(account, request, Timestamp::now(), ExportPosition::Start);
+        futures_util::stream::try_unfold(reader, |mut reader| async move {
+            Ok(reader.next_page().await?.map(|page| (page, reader)))
+        })
+    }
+
+    /// A reader of the export `request` from `position`, reading the
+    /// snapshot taken at `as_of` (the time the export began).
+    pub fn export_reader(
+        &self,
+        account: &AccountId,
+        request: &ExportRequest,
+        as_of: Timestamp,
+        position: ExportPosition,
+    ) -> ExportReader {
+        let source = match position {
+            ExportPosition::Start => Source::Start(request.scope.clone(), 0),
+            ExportPosition::Skip(skipped) => Source::Start(request.scope.clone(), skipped),
+            ExportPosition::After(start) => match &request.scope {
+                ExportScope::Filters(filters) => {
+                    let plan = walk_plan(account, request.sort, filters.clone(), as_of);
+                    Source::Resume(plan, start.into_iter().map(|(k, v)| (k, s(v))).collect())
+                }
+                ExportScope::Users(_) => {
+                    Source::Failed("an export of listed users cannot resume inside a walk".into())
+                }
+            },
+            ExportPosition::End => Source::Done,
+        };
+        ExportReader {
             store: self.clone(),
             account: account.clone(),
             sort: request.sort,
-            source: Source::Start(request.scope.clone()),
-        };
-        futures_util::stream::try_unfold(cursor, |mut cursor| async move {
-            Ok(cursor.next_page().await?.map(|page| (page, cursor)))
-        })
+            as_of,
+            source,
+            emitted: 0,
+            position: ExportPosition::Start,
+        }
     }
 }
 
-/// Where an export is in its reading.
-struct Cursor {
+/// Where an export stands, as far as the pages handed out so far go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ExportPosition {
+    /// Nothing handed out yet.
+    Start,
+    /// A walk of the sort index, to go on after this index key (all of whose
+    /// attributes are strings).
+    After(BTreeMap<String, String>),
+    /// A bounded scope read whole: this many users handed out already.
+    Skip(u64),
+    /// Every user handed out.
+    End,
+}
+
+impl ExportPosition {
+    pub fn to_json(&self) -> Result<String, ApiError> {
+        serde_json::to_string(self)
+            .map_err(|e| ApiError::Internal(format!("serialize export position: {e}")))
+    }
+
+    pub fn from_json(text: &str) -> Result<Self, ApiError> {
+        serde_json::from_str(text)
+            .map_err(|e| ApiError::Internal(format!("read export position: {e}")))
+    }
+}
+
+/// Reads an export page by page and knows where it is.
+pub struct ExportReader {
     store: Store,
     account: AccountId,
     sort: Sort,
+    as_of: Timestamp,
     source: Source,
+    /// Users handed out by a bounded scope (for [`ExportPosition::Skip`]).
+    emitted: u64,
+    position: ExportPosition,
 }
 
 enum Source {
-    /// Nothing read yet.
-    Start(ExportScope),
-    /// Walking the sort index (boxed: it is the large variant).
+    /// Nothing read yet; for a bounded scope, how many users to skip.
+    Start(ExportScope, u64),
+    /// The first page of a walk of the sort index.
     Walk(Box<Walk>),
+    /// A walk to go on after this index key.
+    Resume(Arc<WalkPlan>, Item),
+    /// The rest of a walk, read ahead in ranges.
+    Sliced(Box<Sliced>),
     /// Users already read and sorted (at most 1000), handed out in pages.
     Loaded(std::vec::IntoIter<User>),
+    /// A position that cannot be resumed (the reason, for the log).
+    Failed(String),
     Done,
 }
 
-/// A walk of the sort index: the query's fixed parts and where it resumes.
+/// The first page of a walk: read on its own, so that a small export costs
+/// one `Query`; what follows it is read ahead in ranges ([`Sliced`]).
 struct Walk {
-    index: Index,
-    ascending: bool,
-    /// The filters, for the users behind ghosts (checked in memory).
-    filters: FilterSet,
-    filter_text: Option<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    plan: Arc<WalkPlan>,
     start: Option<Item>,
 }
 
-impl Walk {
-    /// A walk of the account's index for `sort`. By `lastSeen` it reads the
-    /// snapshot at `as_of`, as the list's paging does: a profile counts if it
-    /// had its place by then, a ghost if its place was its user's then; so a
-    /// user who is active during the export is exported once, at its place
-    /// when the export began, and users created since are left out.
-    fn new(account: &AccountId, sort: Sort, filters: FilterSet, as_of: Timestamp) -> Self {
-        let index = sort_index(sort);
-        let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
-        let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
-        let filter_text = walk_filter(sort, &filters, Some(as_of), &mut names, &mut values);
-        Self {
-            index,
-            ascending: sort.order == SortOrder::Asc,
-            filters,
-            filter_text,
-            names,
-            values,
-            start: None,
-        }
-    }
+/// The plan of a walk of the account's index for `sort`. By `lastSeen` it
+/// reads the snapshot at `as_of`, as the list's paging does: a profile
+/// counts if it had its place by then, a ghost if its place was its user's
+/// then; so a user who is active during the export is exported once, at its
+/// place when the export began, and users created since are left out.
+fn walk_plan(
+    account: &AccountId,
+    sort: Sort,
+    filters: FilterSet,
+    as_of: Timestamp,
+) -> Arc<WalkPlan> {
+    let index = sort_index(sort);
+    let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
+    let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
+    let filter_text = walk_filter(sort, &filters, Some(as_of), &mut names, &mut values);
+    Arc::new(WalkPlan {
+        account: account.clone(),
+        index,
+        ascending: sort.order == SortOrder::Asc,
+        filters,
+        filter_text,
+        names,
+        values,
+        page_items: EXPORT_PAGE as i32,
+    })
 }
 
 /// Orders users as the sort index would: by the sort's time, ties by id.
@@ -121,38 +193,96 @@ fn sort_in_memory(users: &mut [User], sort: Sort) {
     }
 }
 
-impl Cursor {
-    /// The next page of users; `None` at the end.
-    async fn next_page(&mut self) -> Result<Option<Vec<User>>, ApiError> {
+impl ExportReader {
+    /// The snapshot time the export reads.
+    pub fn as_of(&self) -> Timestamp {
+        self.as_of
+    }
+
+    /// Where the export stands after the pages handed out so far: a reader
+    /// made from it hands out the users that come after them.
+    pub fn position(&self) -> &ExportPosition {
+        &self.position
+    }
+
+    /// The next page of users (never empty); `None` at the end.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<User>>, ApiError> {
         loop {
-            // Whatever fails leaves the cursor done.
+            // Whatever fails leaves the reader done.
             match std::mem::replace(&mut self.source, Source::Done) {
-                Source::Start(scope) => self.source = self.open(scope).await?,
+                Source::Start(scope, skip) => self.source = self.open(scope, skip).await?,
                 Source::Loaded(mut users) => {
                     let page: Vec<User> = users.by_ref().take(EXPORT_PAGE).collect();
                     if page.is_empty() {
+                        self.position = ExportPosition::End;
                         return Ok(None);
                     }
                     self.source = Source::Loaded(users);
+                    self.emitted += page.len() as u64;
+                    self.position = ExportPosition::Skip(self.emitted);
                     return Ok(Some(page));
                 }
-                Source::Walk(mut walk) => {
-                    let (page, more) = self.store.walk_page(&self.account, &mut walk).await?;
-                    if more {
-                        self.source = Source::Walk(walk);
-                    }
-                    if !page.is_empty() {
-                        return Ok(Some(page));
+                Source::Walk(walk) => {
+                    let page = self
+                        .store
+                        .walk_query(&walk.plan, None, walk.start.clone())
+                        .await?;
+                    self.position = match page.next {
+                        Some(next) => {
+                            let position = ExportPosition::After(string_key(&next)?);
+                            self.source = Source::Resume(walk.plan, next);
+                            position
+                        }
+                        None => ExportPosition::End,
+                    };
+                    if !page.users.is_empty() {
+                        return Ok(Some(page.users));
                     }
                 }
-                Source::Done => return Ok(None),
+                Source::Resume(plan, start) => {
+                    let sliced = Sliced::after(&self.store, plan, start).await?;
+                    self.source = Source::Sliced(Box::new(sliced));
+                }
+                Source::Sliced(mut sliced) => match sliced.next().await? {
+                    Some(page) => {
+                        if let Some(key) = &page.last_key {
+                            self.position = ExportPosition::After(string_key(key)?);
+                        }
+                        self.source = Source::Sliced(sliced);
+                        if !page.users.is_empty() {
+                            return Ok(Some(page.users));
+                        }
+                    }
+                    None => self.position = ExportPosition::End,
+                },
+                Source::Failed(reason) => return Err(ApiError::Internal(reason)),
+                Source::Done => {
+                    self.position = ExportPosition::End;
+                    return Ok(None);
+                }
             }
         }
     }
 
     /// Decides how to read the scope, reading everything at once only when
-    /// it is bounded (listed users, a narrow index lookup).
-    async fn open(&self, scope: ExportScope) -> Result<Source, ApiError> {
+    /// it is bounded (listed users, a narrow index lookup), and skips the
+    /// `skip` users handed out before.
+    async fn open(&mut self, scope: ExportScope, skip: u64) -> Result<Source, ApiError> {
+        let source = self.open_scope(scope).await?;
+        self.emitted = skip;
+        match source {
+            Source::Loaded(mut users) => {
+                users.by_ref().take(skip as usize).for_each(drop);
+                Ok(Source::Loaded(users))
+            }
+            Source::Walk(_) if skip > 0 => Err(ApiError::Internal(
+                "an export that read its scope whole now has to walk it".into(),
+            )),
+            other => Ok(other),
+        }
+    }
+
+    async fn open_scope(&self, scope: ExportScope) -> Result<Source, ApiError> {
         match scope {
             ExportScope::Users(ids) => {
                 let users = self.store.users_by_id(&self.account, &ids).await?;
@@ -168,12 +298,10 @@ impl Cursor {
                         .collect();
                     return Ok(self.loaded(matching));
                 }
-                Ok(Source::Walk(Box::new(Walk::new(
-                    &self.account,
-                    self.sort,
-                    filters,
-                    Timestamp::now(),
-                ))))
+                Ok(Source::Walk(Box::new(Walk {
+                    plan: walk_plan(&self.account, self.sort, filters, self.as_of),
+                    start: None,
+                })))
             }
         }
     }
@@ -184,45 +312,16 @@ impl Cursor {
     }
 }
 
-impl Store {
-    /// One `Query` call of a walk: the users it matched, and whether the
-    /// index goes on.
-    async fn walk_page(
-        &self,
-        account: &AccountId,
-        walk: &mut Walk,
-    ) -> Result<(Vec<User>, bool), ApiError> {
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(walk.index.name)
-            .key_condition_expression("#ipk = :ipk")
-            .set_filter_expression(walk.filter_text.clone())
-            .set_expression_attribute_names(Some(walk.names.clone()))
-            .set_expression_attribute_values(Some(walk.values.clone()))
-            .scan_index_forward(walk.ascending)
-            .limit(EXPORT_PAGE as i32)
-            .set_exclusive_start_key(walk.start.take())
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query users for export", e))?;
-        self.count_read(output.scanned_count);
-        let items = output.items.unwrap_or_default();
-        let mut entries = Vec::with_capacity(items.len());
-        for item in items {
-            if item.contains_key(attr::GHOST_OF) {
-                entries.push(Entry::Ghost(from_item::<GhostItem>(item)?.ghost_of));
-            } else {
-                entries.push(Entry::User(from_item::<ProfileItem>(item)?.into_user()));
-            }
-        }
-        walk.start = output.last_evaluated_key;
-        let users = self
-            .resolve_entries(account, entries, &walk.filters)
-            .await?;
-        Ok((users, walk.start.is_some()))
-    }
+/// An index key as strings (every key attribute of the table is one).
+fn string_key(key: &Item) -> Result<BTreeMap<String, String>, ApiError> {
+    key.iter()
+        .map(|(name, value)| match value {
+            AttributeValue::S(text) => Ok((name.clone(), text.clone())),
+            _ => Err(ApiError::Internal(format!(
+                "index key attribute {name} is not a string"
+            ))),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -20,6 +20,8 @@
 //! | last-seen ghost   | `A#{acct}#U#{id}`           | `G#{oldKey}`| `gsi2` the user's former place |
 //! | paging cursor     | `A#{acct}#CUR#{cursorId}`   | `R`         | `gsi4` = the cursors resting on a user |
 //! | clean-up job      | `JOB#{shard}`               | the object's pk | — |
+//! | export job        | `A#{acct}#EXP#{jobId}`      | `EXPORT`    | — |
+//! | export job pointer| `XJOB#{shard}`              | the job's pk | — |
 //! | token             | `T#{sha256(token)}`         | `T`         | — |
 //! | account           | `ACCOUNT#{acct}`            | `A`         | — |
 
@@ -143,6 +145,9 @@ pub fn cursor_pk(account: &AccountId, cursor: ObjectId) -> String {
 pub fn cursors_of_user_pk(account: &AccountId, user: ObjectId) -> String {
     format!("A#{account}#U#{user}#CUR")
 }
+
+/// The partitions of the pointers to unfinished export jobs (`XJOB#{shard}`).
+pub const EXPORT_POINTER_PREFIX: &str = "XJOB#";
 
 /// How many partitions clean-up jobs are spread over.
 pub const JOB_SHARDS: u8 = 4;

@@ -10,10 +10,12 @@ mod activity;
 mod cleanup;
 mod conversations;
 mod export;
+mod export_jobs;
 pub mod expression;
 pub mod items;
 pub mod keys;
 mod list;
+mod read_ahead;
 mod segments;
 pub mod size;
 mod table;
@@ -31,10 +33,13 @@ use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkErro
 
 use crate::error::ApiError;
 
+pub use activity::GHOST_LIFETIME_SECONDS;
 pub use cleanup::{CleanupConfig, Sweep};
 pub use conversations::{ConversationPage, DETAILS_CONVERSATIONS, MAX_CONVERSATIONS_PAGE};
-pub use export::EXPORT_PAGE;
+pub use export::{EXPORT_PAGE, ExportPosition, ExportReader};
+pub use export_jobs::{EXPORT_JOB_LIFETIME_SECONDS, ExportJob, ExportJobState, Lease};
 pub use list::{Page, READ_BUDGET};
+pub use read_ahead::{PAGES_AHEAD, READ_AHEAD_SLICES};
 pub use segments::SegmentChange;
 pub use tokens::{hash_token, new_token};
 
