@@ -35,8 +35,11 @@ struct Cli {
     #[arg(long, env = "TABLE_NAME", default_value = shared::store::DEFAULT_TABLE, global = true)]
     table: String,
     /// How often the server finishes pending clean-ups of deleted users and
-    /// segments, in milliseconds (the first sweep runs at start-up); 0 turns
-    /// the background clean-up off (another process does it, or a test).
+    /// segments, in milliseconds (the first sweep runs at start-up), and
+    /// (at most every 5 s) takes up export jobs no task runs (a crash
+    /// interrupted them); 0 turns both off (another process does them, or a
+    /// test). Export files go to the S3 bucket EXPORT_BUCKET names, else to
+    /// `exports/` in the data directory.
     #[arg(
         long,
         env = "USERS_API_CLEANUP_INTERVAL_MS",
