@@ -448,6 +448,52 @@ async fn a_job_held_by_another_worker_is_left_alone() {
     assert_eq!(unchanged.rows, 0);
 }
 
+#[tokio::test]
+async fn a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out() {
+    // GIVEN a job whose worker took the lease and died (the lease is over)
+    let api = TestApi::new().await;
+    seed(&api, "acme", 10).await;
+    let account = AccountId::parse("acme").unwrap();
+    let jobs = Jobs::new(api.store.clone(), api.files.clone(), JobConfig::default());
+    let job = api
+        .store
+        .create_export_job(&account, "{}".to_owned())
+        .await
+        .unwrap();
+    let over = shared::model::Timestamp::from_millis(shared::model::Timestamp::now().millis() - 1);
+    let shared::store::Lease::Taken(dead) = api
+        .store
+        .lease_export_job(&account, job.id, over)
+        .await
+        .unwrap()
+    else {
+        panic!("the first lease is taken");
+    };
+    // WHEN the sweep comes by THEN another run takes it over and finishes it
+    let sweep = jobs
+        .sweep(Deadline::after(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    assert_eq!((sweep.finished, sweep.busy), (1, 0));
+    let done = api
+        .store
+        .export_job(&account, job.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (done.state, done.rows, done.runs),
+        (ExportJobState::Done, 10, 2)
+    );
+    // AND the dead worker's token can no longer change the job
+    assert!(
+        !api.store
+            .save_export_job(&dead, dead.lease.as_deref().unwrap())
+            .await
+            .unwrap()
+    );
+}
+
 /// A fixture of `tests/events/export-jobs`.
 fn event_fixture(name: &str) -> Value {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
