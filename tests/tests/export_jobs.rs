@@ -406,8 +406,9 @@ async fn a_job_goes_on_across_runs_and_its_file_is_whole() {
     );
 }
 
-#[tokio::test]
-async fn a_job_held_by_another_worker_is_left_alone() {
+/// An account of 10 users, a worker with the default configuration, and a
+/// job (`{}`) written but not run.
+async fn ten_users_and_a_job() -> (TestApi, AccountId, Jobs, shared::store::ExportJob) {
     let api = TestApi::new().await;
     seed(&api, "acme", 10).await;
     let account = AccountId::parse("acme").unwrap();
@@ -417,17 +418,34 @@ async fn a_job_held_by_another_worker_is_left_alone() {
         .create_export_job(&account, "{}".to_owned())
         .await
         .unwrap();
+    (api, account, jobs, job)
+}
+
+/// The job as another worker's lease until `until` leaves it.
+async fn taken(
+    api: &TestApi,
+    account: &AccountId,
+    id: ObjectId,
+    until: shared::model::Timestamp,
+) -> shared::store::ExportJob {
+    match api
+        .store
+        .lease_export_job(account, id, until)
+        .await
+        .unwrap()
+    {
+        shared::store::Lease::Taken(job) => job,
+        other => panic!("the first lease is taken, not {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_job_held_by_another_worker_is_left_alone() {
+    let (api, account, jobs, job) = ten_users_and_a_job().await;
     // Another worker's lease, for a minute.
     let until =
         shared::model::Timestamp::from_millis(shared::model::Timestamp::now().millis() + 60_000);
-    let shared::store::Lease::Taken(_) = api
-        .store
-        .lease_export_job(&account, job.id, until)
-        .await
-        .unwrap()
-    else {
-        panic!("the first lease is taken");
-    };
+    taken(&api, &account, job.id, until).await;
     assert_eq!(
         jobs.run(&account, job.id, Deadline::after(Duration::from_secs(5)))
             .await
@@ -451,24 +469,9 @@ async fn a_job_held_by_another_worker_is_left_alone() {
 #[tokio::test]
 async fn a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out() {
     // GIVEN a job whose worker took the lease and died (the lease is over)
-    let api = TestApi::new().await;
-    seed(&api, "acme", 10).await;
-    let account = AccountId::parse("acme").unwrap();
-    let jobs = Jobs::new(api.store.clone(), api.files.clone(), JobConfig::default());
-    let job = api
-        .store
-        .create_export_job(&account, "{}".to_owned())
-        .await
-        .unwrap();
+    let (api, account, jobs, job) = ten_users_and_a_job().await;
     let over = shared::model::Timestamp::from_millis(shared::model::Timestamp::now().millis() - 1);
-    let shared::store::Lease::Taken(dead) = api
-        .store
-        .lease_export_job(&account, job.id, over)
-        .await
-        .unwrap()
-    else {
-        panic!("the first lease is taken");
-    };
+    let dead = taken(&api, &account, job.id, over).await;
     // WHEN the sweep comes by THEN another run takes it over and finishes it
     let sweep = jobs
         .sweep(Deadline::after(Duration::from_secs(30)))

@@ -194,7 +194,7 @@ impl S3Files {
     /// fixed region and dummy credentials, path-style addressing, as
     /// `shared::engine::local_client` does for DynamoDB.
     pub fn local(endpoint: &str, bucket: impl Into<String>) -> Self {
-        let config = aws_sdk_s3::Config::builder()
+        let config = checksums_when_required(aws_sdk_s3::Config::builder())
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
             .region(aws_sdk_s3::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_s3::config::Credentials::new(
@@ -202,12 +202,6 @@ impl S3Files {
             ))
             .endpoint_url(endpoint)
             .force_path_style(true)
-            .request_checksum_calculation(
-                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
-            )
-            .response_checksum_validation(
-                aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired,
-            )
             .build();
         Self::new(Client::from_conf(config), bucket)
     }
@@ -228,9 +222,7 @@ impl S3Files {
 /// S3 requires them: moto and older S3-compatible stores refuse the trailing
 /// checksums of the SDK's default.
 pub fn client_for(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Client {
-    let mut builder = aws_sdk_s3::config::Builder::from(config)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired);
+    let mut builder = checksums_when_required(aws_sdk_s3::config::Builder::from(config));
     if let Some(endpoint) = endpoint {
         builder = builder.endpoint_url(endpoint);
     }
@@ -239,6 +231,13 @@ pub fn client_for(config: &aws_config::SdkConfig, endpoint: Option<&str>) -> Cli
             .iter()
             .any(|name| std::env::var(name).is_ok_and(|v| !v.is_empty()));
     Client::from_conf(builder.force_path_style(overridden).build())
+}
+
+/// Checksums only where S3 requires them (see [`client_for`]).
+fn checksums_when_required(builder: aws_sdk_s3::config::Builder) -> aws_sdk_s3::config::Builder {
+    builder
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .response_checksum_validation(aws_sdk_s3::config::ResponseChecksumValidation::WhenRequired)
 }
 
 impl S3Files {
@@ -478,23 +477,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("files-test-{}", uuid::Uuid::new_v4()));
         let files = Files::Folder(FolderFiles::new(&dir));
         let upload = files.start("a/b.csv.gz").await.unwrap();
-        files
-            .put_part("a/b.csv.gz", &upload, 2, Bytes::from_static(b"world"))
-            .await
-            .unwrap();
-        files
-            .put_part("a/b.csv.gz", &upload, 1, Bytes::from_static(b"hullo "))
-            .await
-            .unwrap();
-        files
-            .put_part("a/b.csv.gz", &upload, 1, Bytes::from_static(b"hello "))
-            .await
-            .unwrap();
-        // A part past the count is left out.
-        files
-            .put_part("a/b.csv.gz", &upload, 3, Bytes::from_static(b"!!"))
-            .await
-            .unwrap();
+        // Out of order, part 1 written twice, and a part 3 past the count
+        // (left out).
+        let writes: [(u32, &'static [u8]); 4] =
+            [(2, b"world"), (1, b"hullo "), (1, b"hello "), (3, b"!!")];
+        for (number, bytes) in writes {
+            files
+                .put_part("a/b.csv.gz", &upload, number, Bytes::from_static(bytes))
+                .await
+                .unwrap();
+        }
         let tags = vec!["1".to_owned(), "2".to_owned()];
         files.complete("a/b.csv.gz", &upload, &tags).await.unwrap();
         let path = files.local_path("a/b.csv.gz").unwrap();
