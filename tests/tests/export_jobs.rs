@@ -351,12 +351,7 @@ async fn a_job_goes_on_across_runs_and_its_file_is_whole() {
             .unwrap()
         {
             RunOutcome::Continues => {
-                let saved = api
-                    .store
-                    .export_job(&account, job.id)
-                    .await
-                    .unwrap()
-                    .unwrap();
+                let saved = saved(&api, &account, job.id).await;
                 assert_eq!(saved.state, ExportJobState::Running);
                 assert!(saved.position.is_some() && saved.tail.is_some());
             }
@@ -371,12 +366,7 @@ async fn a_job_goes_on_across_runs_and_its_file_is_whole() {
     // THEN it took several runs, and the file (one gzip member per run)
     // holds every user once, in order
     assert!(runs >= 3, "{runs} runs");
-    let done = api
-        .store
-        .export_job(&account, job.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let done = saved(&api, &account, job.id).await;
     assert_eq!(done.rows, 700);
     assert!(done.tail.is_none() && done.upload.is_none());
     if matches!(api.files, Files::Folder(_)) {
@@ -397,13 +387,7 @@ async fn a_job_goes_on_across_runs_and_its_file_is_whole() {
             .unwrap(),
         RunOutcome::Finished(ExportJobState::Done)
     );
-    assert_eq!(
-        jobs.sweep(Deadline::after(Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .pending,
-        0
-    );
+    assert_eq!(sweep_now(&jobs).await.pending, 0);
 }
 
 /// An account of 10 users, a worker with the default configuration, and a
@@ -419,6 +403,22 @@ async fn ten_users_and_a_job() -> (TestApi, AccountId, Jobs, shared::store::Expo
         .await
         .unwrap();
     (api, account, jobs, job)
+}
+
+/// The job as stored now.
+async fn saved(api: &TestApi, account: &AccountId, id: ObjectId) -> shared::store::ExportJob {
+    api.store
+        .export_job(account, id)
+        .await
+        .unwrap()
+        .expect("the job")
+}
+
+/// One sweep of the unfinished jobs, with 30 s to work.
+async fn sweep_now(jobs: &Jobs) -> export_function::jobs::JobSweep {
+    jobs.sweep(Deadline::after(Duration::from_secs(30)))
+        .await
+        .unwrap()
 }
 
 /// The job as another worker's lease until `until` leaves it.
@@ -452,17 +452,9 @@ async fn a_job_held_by_another_worker_is_left_alone() {
             .unwrap(),
         RunOutcome::Busy
     );
-    let sweep = jobs
-        .sweep(Deadline::after(Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let sweep = sweep_now(&jobs).await;
     assert_eq!((sweep.busy, sweep.finished), (1, 0));
-    let unchanged = api
-        .store
-        .export_job(&account, job.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let unchanged = saved(&api, &account, job.id).await;
     assert_eq!(unchanged.rows, 0);
 }
 
@@ -473,17 +465,9 @@ async fn a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out() {
     let over = shared::model::Timestamp::from_millis(shared::model::Timestamp::now().millis() - 1);
     let dead = taken(&api, &account, job.id, over).await;
     // WHEN the sweep comes by THEN another run takes it over and finishes it
-    let sweep = jobs
-        .sweep(Deadline::after(Duration::from_secs(30)))
-        .await
-        .unwrap();
+    let sweep = sweep_now(&jobs).await;
     assert_eq!((sweep.finished, sweep.busy), (1, 0));
-    let done = api
-        .store
-        .export_job(&account, job.id)
-        .await
-        .unwrap()
-        .unwrap();
+    let done = saved(&api, &account, job.id).await;
     assert_eq!(
         (done.state, done.rows, done.runs),
         (ExportJobState::Done, 10, 2)
@@ -536,12 +520,7 @@ async fn the_export_jobs_function_runs_the_unfinished_jobs_on_each_event() {
             json!({"finished": 1, "pending": 0, "busy": 0}),
             "{name}"
         );
-        let done = api
-            .store
-            .export_job(&account, job.id)
-            .await
-            .unwrap()
-            .unwrap();
+        let done = saved(&api, &account, job.id).await;
         assert_eq!(
             (done.state, done.rows),
             (ExportJobState::Done, 300),
