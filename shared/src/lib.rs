@@ -4,6 +4,7 @@
 //! export rows — and are unit-tested here; [`store`] translates them to
 //! DynamoDB; [`http`] holds the plumbing every function's router uses.
 
+pub mod aws;
 pub mod deadline;
 pub mod envelope;
 pub mod error;

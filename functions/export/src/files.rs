@@ -182,9 +182,7 @@ impl S3Files {
     /// override (moto, LocalStack) it addresses the bucket by path, as those
     /// expect; against AWS by virtual host.
     pub async fn from_env(bucket: &str) -> Self {
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let config = shared::aws::config_loader(None).load().await;
         Self::new(client_for(&config, None), bucket)
     }
 }

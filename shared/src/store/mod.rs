@@ -97,12 +97,10 @@ impl Store {
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
-        let mut loader =
-            aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = loader.load().await;
+        let config = crate::aws::config_loader(endpoint)
+            .timeout_config(timeouts)
+            .load()
+            .await;
         Self::new(Client::new(&config), table).with_cleanup(CleanupConfig::from_env())
     }
 

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# The performance suite (issue 10, first part): `scripts/bench.sh` writes
+# docs/PERFORMANCE.md; `scripts/bench.sh --smoke` runs every measurement once,
+# briefly, into a temporary file (what scripts/test.sh runs).
+#
+#   1. builds the six Lambda binaries and the floor (bench/floor: a bare
+#      lambda_http binary) with the release profile, and the local server;
+#   2. stripped sizes of each binary (x86_64; arm64 when the target is
+#      installed: `rustup target add aarch64-unknown-linux-gnu`);
+#   3. cold starts: BENCH_ROUNDS (default 21) rounds, each starting the floor
+#      and every function once, in turn, against a Runtime API stand-in
+#      (scripts/cold_start.py) with each function's fixture event; init (to
+#      the first request for work) and first answer, median and spread;
+#      the functions talk to the embedded engine of a local server started
+#      for the run;
+#   4. the local server under wrk (when wrk is installed: apt-get install
+#      wrk): GET /users/{id}, GET /users and a filtered GET /users, 2
+#      threads, 16 connections, BENCH_WRK_SECONDS (default 10) each.
+#
+# Knobs: BENCH_ROUNDS, BENCH_WRK_SECONDS, BENCH_OUT (default
+# docs/PERFORMANCE.md; --smoke writes to a temporary file).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+SMOKE=0
+[[ "${1:-}" == --smoke ]] && SMOKE=1
+ROUNDS=${BENCH_ROUNDS:-21}
+WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
+OUT=${BENCH_OUT:-$ROOT/docs/PERFORMANCE.md}
+if [[ $SMOKE == 1 ]]; then
+    ROUNDS=1
+    WRK_SECONDS=1
+    OUT=$(mktemp "${TMPDIR:-/tmp}/performance.XXXXXX.md")
+fi
+PYTHON=${PYTHON:-python3}
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
+SERVER_PID=""
+cleanup() {
+    [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== build (release)"
+PACKAGES=(users-function segments-function export-function authorizer-function cleanup-function lambda-floor users-api)
+cargo build --release --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}")
+BIN=target/release
+FUNCTIONS=(users segments export export-jobs authorizer cleanup)
+
+echo "== sizes"
+size_of() { stat -c %s "$1"; }
+declare -A X86=()
+for name in lambda-floor "${FUNCTIONS[@]}"; do
+    X86[$name]=$(size_of "$BIN/$name")
+done
+ARM_NOTE="not measured: the aarch64-unknown-linux-gnu target is not installed here"
+if rustup target list --installed 2>/dev/null | grep -q '^aarch64-unknown-linux-gnu$' && command -v cargo-lambda >/dev/null; then
+    ARM_NOTE=""
+fi
+
+echo "== local server (embedded engine) for the functions' first answers"
+DATA="$WORK/data"
+PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+USERS_API_CLEANUP_INTERVAL_MS=0 "$BIN/users-api" --data-dir "$DATA" --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 100); do
+    [[ -s "$DATA/engine.endpoint" ]] && curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break
+    sleep 0.2
+done
+ENGINE=$(cat "$DATA/engine.endpoint")
+TOKEN=$(grep -E '^uat_' "$WORK/server.log" | head -n 1)
+API="http://127.0.0.1:$PORT"
+
+echo "== cold starts ($ROUNDS rounds)"
+E=tests/events
+env -u AWS_PROFILE AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_EC2_METADATA_DISABLED=true AWS_ENDPOINT_URL="$ENGINE" TABLE_NAME=users-api RUST_LOG=warn \
+    AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true \
+    "$PYTHON" scripts/cold_start.py "$ROUNDS" \
+    "floor=$BIN/lambda-floor:$E/rest/health.json" \
+    "users=$BIN/users:$E/rest/health.json" \
+    "segments=$BIN/segments:$E/rest/segments-list.json" \
+    "export=$BIN/export:$E/rest/users-export.json" \
+    "export-jobs=$BIN/export-jobs:$E/export-jobs/schedule.json" \
+    "authorizer=$BIN/authorizer:$E/authorizer/token.json" \
+    "cleanup=$BIN/cleanup:$E/cleanup/schedule.json" \
+    >"$WORK/cold.json"
+
+WRK_ROWS=""
+if command -v wrk >/dev/null && [[ -n "$TOKEN" ]]; then
+    echo "== wrk against the local server"
+    for i in $(seq 1 200); do
+        curl -s -o /dev/null -X POST "$API/users" -H "authorization: Bearer $TOKEN" \
+            -H 'content-type: application/json' \
+            --data "{\"userId\": \"bench-$i\", \"attributes\": {\"default_name\": \"User $i\", \"default_country\": \"$([[ $((i % 2)) == 0 ]] && echo PL || echo US)\"}}"
+    done
+    USER_ID=$(curl -s "$API/users?limit=1" -H "authorization: Bearer $TOKEN" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
+    wrk_row() { # NAME PATH
+        local out
+        out=$(wrk -t2 -c16 -d"${WRK_SECONDS}s" --latency -H "authorization: Bearer $TOKEN" "$API$2")
+        local rps p50 p99
+        rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+        p50=$(awk '$1 == "50%" {print $2}' <<<"$out")
+        p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+        WRK_ROWS+="| $1 | \`$2\` | $rps | $p50 | $p99 |"$'\n'
+    }
+    wrk_row "GET /users/{id}" "/users/$USER_ID"
+    wrk_row "GET /users" "/users?limit=20"
+    wrk_row "GET /users, filtered" "/users?filters%5B0%5D%5Bfield%5D=default_country&filters%5B0%5D%5Boperator%5D=eq&filters%5B0%5D%5Bvalue%5D=PL&limit=20"
+fi
+
+echo "== writing $OUT"
+export X86_SIZES
+X86_SIZES=$(for k in "${!X86[@]}"; do printf '%s=%s\n' "$k" "${X86[$k]}"; done)
+"$PYTHON" - "$WORK/cold.json" "$OUT" "$ROUNDS" "$ARM_NOTE" "$WRK_SECONDS" "$WRK_ROWS" <<'EOF'
+import json, os, platform, statistics, subprocess, sys
+cold_path, out, rounds, arm_note, wrk_seconds, wrk_rows = sys.argv[1:7]
+cold = json.load(open(cold_path))
+sizes = dict(line.split("=") for line in os.environ["X86_SIZES"].split())
+
+def run(*cmd):
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+def spread(values):
+    values = sorted(values)
+    if len(values) < 2:
+        return f"{values[0]:.2f}"
+    q = statistics.quantiles(values, n=10)
+    return f"{statistics.median(values):.2f} ({q[0]:.2f}–{q[-1]:.2f})"
+
+floor_init = statistics.median(cold["floor"]["init_ms"])
+lines = [
+    "# Performance",
+    "",
+    "Written by `scripts/bench.sh` (issue 10, first part). Every figure of a",
+    "table comes from the same run, taken side by side.",
+    "",
+    "## Machine and versions",
+    "",
+    f"- {platform.machine()}, {os.cpu_count()} CPUs, {run('uname', '-sr')}",
+    f"- {run('rustc', '--version')}; release profile of the workspace (`lto = \"thin\"`, `codegen-units = 4`, stripped)",
+    f"- {run('sh', '-c', 'python3 --version')}",
+    "",
+    "## Cold starts",
+    "",
+    f"{rounds} rounds; each round starts the floor (`bench/floor`, a bare `lambda_http`",
+    "binary) and every function once, in turn, as new processes under a local",
+    "Runtime API stand-in (`scripts/cold_start.py`), each with its fixture event.",
+    "*Init* is the time from spawning the process to its first request for",
+    "work; *first answer* to its answer to the event (the functions' answers",
+    "need the engine of a local server on loopback). Median (10th–90th",
+    "percentile), milliseconds.",
+    "",
+    "| binary | init | init ÷ floor | first answer |",
+    "|---|---:|---:|---:|",
+]
+for name in ["floor", "users", "segments", "export", "export-jobs", "authorizer", "cleanup"]:
+    s = cold[name]
+    ratio = statistics.median(s["init_ms"]) / floor_init
+    lines.append(f"| {name} | {spread(s['init_ms'])} | {ratio:.2f}× | {spread(s['first_answer_ms'])} |")
+lines += [
+    "",
+    "## Binary sizes (stripped)",
+    "",
+    "| binary | x86_64 | arm64 |",
+    "|---|---:|---:|",
+]
+for name in ["lambda-floor", "users", "segments", "export", "export-jobs", "authorizer", "cleanup"]:
+    mib = int(sizes[name]) / 1024 / 1024
+    lines.append(f"| {name} | {mib:.1f} MiB | {'—' if arm_note else '?'} |")
+if arm_note:
+    lines += ["", f"arm64: {arm_note}."]
+if wrk_rows:
+    lines += [
+        "",
+        "## The local server under wrk",
+        "",
+        f"`wrk -t2 -c16 -d{wrk_seconds}s --latency`, against `target/release/users-api` on",
+        "the embedded engine, 200 users in the account.",
+        "",
+        "| request | path | req/s | p50 | p99 |",
+        "|---|---|---:|---:|---:|",
+        wrk_rows.rstrip(),
+    ]
+else:
+    lines += ["", "wrk is not installed (`apt-get install wrk`): the local server was not measured."]
+open(out, "w").write("\n".join(lines) + "\n")
+print(open(out).read())
+EOF

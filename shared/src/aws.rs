@@ -1,0 +1,84 @@
+//! The AWS SDK configuration every client of ours starts from.
+//!
+//! A function's cold start pays for what its `main` does before it asks for
+//! work. The SDK's default HTTPS client trusts the system's root
+//! certificates, and reading them is one file per certificate (146 files on
+//! Debian, the larger part of a function's init). Every AWS endpoint we call
+//! (DynamoDB, S3) presents a chain that ends in one of Amazon Trust
+//! Services' roots, so against AWS the client trusts exactly those, compiled
+//! in ([`AMAZON_ROOTS`]). With an endpoint of the user's choosing
+//! (`AWS_ENDPOINT_URL*`: LocalStack, a proxy; a local `http://` engine needs
+//! no TLS at all) or with [`NATIVE_ROOTS_ENV`] set, the system's roots are
+//! trusted as before.
+
+use aws_config::ConfigLoader;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+
+/// Amazon Root CA 1–4 and Starfield Services Root CA G2, as PEM.
+pub const AMAZON_ROOTS: &str = include_str!("amazon_roots.pem");
+/// Set (to anything) to trust the system's root certificates against AWS too.
+pub const NATIVE_ROOTS_ENV: &str = "USERS_API_NATIVE_ROOTS";
+
+/// Whether the endpoints are AWS's own: no endpoint override configured.
+fn aws_endpoints(endpoint: Option<&str>) -> bool {
+    endpoint.is_none()
+        && std::env::vars()
+            .all(|(name, value)| !name.starts_with("AWS_ENDPOINT_URL") || value.trim().is_empty())
+}
+
+/// `aws_config::defaults` with the latest behaviour, `endpoint` when given,
+/// and, against AWS's endpoints, an HTTPS client that trusts Amazon's roots.
+pub fn config_loader(endpoint: Option<&str>) -> ConfigLoader {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    if aws_endpoints(endpoint) && std::env::var_os(NATIVE_ROOTS_ENV).is_none() {
+        let trust = TrustStore::empty()
+            .with_native_roots(false)
+            .with_pem_certificate(AMAZON_ROOTS.as_bytes());
+        match TlsContext::builder().with_trust_store(trust).build() {
+            Ok(context) => {
+                let client = aws_smithy_http_client::Builder::new()
+                    .tls_provider(tls::Provider::Rustls(
+                        tls::rustls_provider::CryptoMode::AwsLc,
+                    ))
+                    .tls_context(context)
+                    .build_https();
+                loader = loader.http_client(client);
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "Amazon's roots refused; trusting the system's");
+            }
+        }
+    }
+    loader
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amazon_roots_are_five_certificates() {
+        assert_eq!(
+            AMAZON_ROOTS.matches("-----BEGIN CERTIFICATE-----").count(),
+            5
+        );
+        assert!(
+            TlsContext::builder()
+                .with_trust_store(
+                    TrustStore::empty()
+                        .with_native_roots(false)
+                        .with_pem_certificate(AMAZON_ROOTS.as_bytes())
+                )
+                .build()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn an_endpoint_given_means_not_aws() {
+        assert!(!aws_endpoints(Some("http://127.0.0.1:8000")));
+    }
+}
