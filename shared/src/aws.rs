@@ -6,10 +6,10 @@
 //! Debian, the larger part of a function's init). Every AWS endpoint we call
 //! (DynamoDB, S3) presents a chain that ends in one of Amazon Trust
 //! Services' roots, so against AWS the client trusts exactly those, compiled
-//! in ([`AMAZON_ROOTS`]). With an endpoint of the user's choosing
-//! (`AWS_ENDPOINT_URL*`: LocalStack, a proxy; a local `http://` engine needs
-//! no TLS at all) or with [`NATIVE_ROOTS_ENV`] set, the system's roots are
-//! trusted as before.
+//! in ([`AMAZON_ROOTS`]). An `https://` endpoint of the user's choosing
+//! (`AWS_ENDPOINT_URL*`: LocalStack, a proxy) may be signed by anyone, so
+//! with one (or with [`NATIVE_ROOTS_ENV`] set) the system's roots are trusted
+//! as before; a local `http://` engine uses no TLS at all.
 
 use aws_config::ConfigLoader;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
@@ -19,11 +19,13 @@ pub const AMAZON_ROOTS: &str = include_str!("amazon_roots.pem");
 /// Set (to anything) to trust the system's root certificates against AWS too.
 pub const NATIVE_ROOTS_ENV: &str = "USERS_API_NATIVE_ROOTS";
 
-/// Whether the endpoints are AWS's own: no endpoint override configured.
-fn aws_endpoints(endpoint: Option<&str>) -> bool {
-    endpoint.is_none()
-        && std::env::vars()
-            .all(|(name, value)| !name.starts_with("AWS_ENDPOINT_URL") || value.trim().is_empty())
+/// Whether a TLS endpoint other than AWS's is configured (`endpoint`, or an
+/// `AWS_ENDPOINT_URL*` variable).
+fn other_tls_endpoint(endpoint: Option<&str>) -> bool {
+    let https = |url: &str| url.trim().to_ascii_lowercase().starts_with("https://");
+    endpoint.is_some_and(https)
+        || std::env::vars()
+            .any(|(name, value)| name.starts_with("AWS_ENDPOINT_URL") && https(&value))
 }
 
 /// `aws_config::defaults` with the latest behaviour, `endpoint` when given,
@@ -33,7 +35,7 @@ pub fn config_loader(endpoint: Option<&str>) -> ConfigLoader {
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    if aws_endpoints(endpoint) && std::env::var_os(NATIVE_ROOTS_ENV).is_none() {
+    if !other_tls_endpoint(endpoint) && std::env::var_os(NATIVE_ROOTS_ENV).is_none() {
         let trust = TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(AMAZON_ROOTS.as_bytes());
@@ -78,7 +80,16 @@ mod tests {
     }
 
     #[test]
-    fn an_endpoint_given_means_not_aws() {
-        assert!(!aws_endpoints(Some("http://127.0.0.1:8000")));
+    fn only_an_https_endpoint_of_the_users_needs_the_systems_roots() {
+        assert!(other_tls_endpoint(Some(
+            "https://localhost.localstack.cloud:4566"
+        )));
+        assert!(other_tls_endpoint(Some("HTTPS://proxy.example")));
+        // A local engine speaks plain HTTP: no certificate is ever checked.
+        assert!(!other_tls_endpoint(Some("http://127.0.0.1:8000")) || has_https_env());
+    }
+
+    fn has_https_env() -> bool {
+        other_tls_endpoint(None)
     }
 }
