@@ -264,28 +264,21 @@ impl Store {
         let mut jobs = Vec::new();
         for shard in 0..EXPORT_POINTER_SHARDS {
             let partition = format!("{}{shard}", keys::EXPORT_POINTER_PREFIX);
-            let mut start = None;
-            loop {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(self.table())
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(&partition))
-                    .consistent_read(true)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| super::sdk_error("Query export pointers", e))?;
-                for item in output.items.unwrap_or_default() {
-                    let pointer: ExportPointerItem = from_item(item)?;
-                    if let Ok(account) = AccountId::parse(&pointer.account) {
-                        jobs.push((account, pointer.id));
-                    }
-                }
-                start = output.last_evaluated_key;
-                if start.is_none() {
-                    break;
+            let mut items = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&partition))
+                .consistent_read(true)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = items.next().await {
+                let item = item.map_err(|e| super::sdk_error("Query export pointers", e))?;
+                let pointer: ExportPointerItem = from_item(item)?;
+                if let Ok(account) = AccountId::parse(&pointer.account) {
+                    jobs.push((account, pointer.id));
                 }
             }
         }
