@@ -40,20 +40,11 @@ pub const EXPORT_SWEEP: Duration = Duration::from_secs(60);
 /// background, as the export-jobs function does in AWS: a sweep at once,
 /// then one every `every`. A job a run of this process holds is left alone.
 pub fn export_jobs_in_background(jobs: Jobs, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            match jobs.sweep(Deadline::after(EXPORT_SWEEP)).await {
-                Ok(sweep) if sweep.finished + sweep.pending > 0 => tracing::info!(
-                    finished = sweep.finished,
-                    pending = sweep.pending,
-                    "export jobs sweep"
-                ),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(error = ?error, "export jobs sweep failed; retried later")
-                }
-            }
-            tokio::time::sleep(every).await;
+    sweep_in_background("export jobs", every, move || {
+        let jobs = jobs.clone();
+        async move {
+            let sweep = jobs.sweep(Deadline::after(EXPORT_SWEEP)).await?;
+            Ok((sweep.finished, sweep.pending))
         }
     })
 }
@@ -65,18 +56,35 @@ pub const CLEANUP_SWEEP: Duration = Duration::from_secs(30);
 /// as the clean-up function does in AWS: a sweep at once (a clean-up that a
 /// crash interrupted resumes at start-up), then one every `every`.
 pub fn clean_up_in_background(store: Store, every: Duration) -> tokio::task::JoinHandle<()> {
+    sweep_in_background("clean-up", every, move || {
+        let store = store.clone();
+        async move {
+            let sweep = store.run_cleanup(Deadline::after(CLEANUP_SWEEP)).await?;
+            Ok((sweep.finished, sweep.pending))
+        }
+    })
+}
+
+/// Runs `sweep` (which answers how many items it finished and left
+/// pending) at once and then every `every`, logging what it did; a failed
+/// sweep is logged and the next one retries.
+fn sweep_in_background<F, Fut>(
+    what: &'static str,
+    every: Duration,
+    sweep: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(usize, usize), ApiError>> + Send,
+{
     tokio::spawn(async move {
         loop {
-            match store.run_cleanup(Deadline::after(CLEANUP_SWEEP)).await {
-                Ok(sweep) if sweep.finished + sweep.pending > 0 => tracing::info!(
-                    finished = sweep.finished,
-                    pending = sweep.pending,
-                    "clean-up sweep"
-                ),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(error = ?error, "clean-up sweep failed; retried later")
+            match sweep().await {
+                Ok((finished, pending)) if finished + pending > 0 => {
+                    tracing::info!(finished, pending, "{what} sweep")
                 }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(error = ?error, "{what} sweep failed; retried later"),
             }
             tokio::time::sleep(every).await;
         }
