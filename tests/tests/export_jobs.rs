@@ -481,6 +481,50 @@ async fn a_job_whose_worker_died_is_taken_over_once_its_lease_runs_out() {
     );
 }
 
+/// How often the job's pointer was touched (`None`: no pointer).
+async fn pointer_passes(api: &TestApi, job: &shared::store::ExportJob) -> Option<u64> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    for shard in 0..4 {
+        let found = api
+            .store
+            .client()
+            .get_item()
+            .table_name(api.store.table())
+            .key("pk", AttributeValue::S(format!("XJOB#{shard}")))
+            .key("sk", AttributeValue::S(job.pk.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        if let Some(item) = found.item {
+            return Some(match item.get("passes") {
+                Some(AttributeValue::N(n)) => n.parse().unwrap(),
+                _ => 0,
+            });
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn a_sweep_out_of_time_touches_the_jobs_it_leaves_so_the_stream_wakes_another() {
+    // GIVEN a job nobody runs
+    let (api, account, jobs, job) = ten_users_and_a_job().await;
+    assert_eq!(pointer_passes(&api, &job).await, Some(0));
+    // WHEN a sweep has no time left for it
+    let sweep = jobs.sweep(Deadline::after(Duration::ZERO)).await.unwrap();
+    // THEN it is left pending, untouched but for its pointer
+    assert_eq!((sweep.pending, sweep.finished), (1, 0));
+    assert_eq!(pointer_passes(&api, &job).await, Some(1));
+    assert_eq!(
+        saved(&api, &account, job.id).await.state,
+        ExportJobState::Pending
+    );
+    // AND a sweep with time finishes it and removes the pointer
+    assert_eq!(sweep_now(&jobs).await.finished, 1);
+    assert_eq!(pointer_passes(&api, &job).await, None);
+}
+
 /// A fixture of `tests/events/export-jobs`.
 fn event_fixture(name: &str) -> Value {
     let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -165,7 +165,13 @@ impl Jobs {
         let mut sweep = JobSweep::default();
         for (account, id) in self.store.unfinished_export_jobs().await? {
             if deadline.is_within(RUN_MARGIN + Duration::from_secs(1)) {
+                // No time for it in this invocation: touched, so that the
+                // stream starts another one for it (a job's run does the
+                // same when it stops at its deadline).
                 sweep.pending += 1;
+                if let Some(job) = self.store.export_job(&account, id).await? {
+                    self.store.touch_export_pointer(&job).await?;
+                }
                 continue;
             }
             match self.run(&account, id, deadline).await {
