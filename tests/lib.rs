@@ -11,7 +11,6 @@ use axum::Router;
 use axum::body::Body;
 use export_function::ExportState;
 use export_function::files::{Files, FolderFiles, S3Files};
-use export_function::jobs::{JobConfig, Jobs};
 use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -57,17 +56,7 @@ pub async fn test_files() -> Files {
 /// The export function's state for tests: no stream cap (as the local
 /// server), files in `files`, jobs run in process.
 pub fn test_export_state(store: &Store, files: Files) -> ExportState {
-    ExportState {
-        jobs: Jobs::new(
-            store.clone(),
-            files,
-            JobConfig {
-                in_process: true,
-                ..JobConfig::default()
-            },
-        ),
-        ..ExportState::local(AppState::new(store.clone()), std::env::temp_dir())
-    }
+    ExportState::local(AppState::new(store.clone()), files)
 }
 
 /// A store on a fresh table of its own.

@@ -91,7 +91,12 @@ fn router(function: Function, store: &Store) -> Router {
         Function::Segments => segments_function::router(state),
         Function::Export => export_function::router(export_function::ExportState {
             stream: export_function::StreamLimits::LAMBDA,
-            ..export_function::ExportState::local(state, std::env::temp_dir().join("lambda-events"))
+            ..export_function::ExportState::local(
+                state,
+                export_function::files::Files::Folder(export_function::files::FolderFiles::new(
+                    std::env::temp_dir().join("lambda-events"),
+                )),
+            )
         }),
     }
 }

@@ -392,7 +392,8 @@ fn status_kib(key: &str) -> Result<u64, Failure> {
 
 async fn run(store: &Store, account: &AccountId, args: &Args) -> Result<(), Failure> {
     let folder = std::env::temp_dir().join(format!("export-bench-{}", std::process::id()));
-    let router = export_function::router(ExportState::local(AppState::new(store.clone()), &folder));
+    let files = Files::Folder(FolderFiles::new(&folder));
+    let router = export_function::router(ExportState::local(AppState::new(store.clone()), files));
     let rss_before = status_kib("VmRSS:")?;
     let (mut firsts, mut totals, mut bytes) = (Vec::new(), Vec::new(), 0);
     for _ in 0..args.repeat {

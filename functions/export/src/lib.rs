@@ -142,11 +142,12 @@ impl ExportState {
         }
     }
 
-    /// The state with no stream cap and jobs in `folder`, run in process.
-    pub fn local(app: AppState, folder: impl Into<std::path::PathBuf>) -> Self {
+    /// The local server's state: no stream cap, job files in `files`, jobs
+    /// run in this process.
+    pub fn local(app: AppState, files: files::Files) -> Self {
         let jobs = Jobs::new(
             app.store.clone(),
-            files::Files::Folder(files::FolderFiles::new(folder)),
+            files,
             jobs::JobConfig {
                 in_process: true,
                 ..jobs::JobConfig::default()

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use export_function::ExportState;
 use export_function::files::Files;
-use export_function::jobs::{JobConfig, Jobs};
 use shared::http::{AppState, init_logging};
 use shared::model::AccountId;
 use users_api::{
@@ -129,14 +128,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             // Export files go to EXPORT_BUCKET when it is set (S3, moto,
             // LocalStack), else to a folder of the data directory.
             let files = Files::from_env(&cli.data_dir.join(EXPORTS_FOLDER)).await;
-            let config = JobConfig {
-                in_process: true,
-                ..JobConfig::default()
-            };
-            let state = ExportState {
-                jobs: Jobs::new(store.clone(), files, config),
-                ..ExportState::local(AppState::new(store), cli.data_dir.join(EXPORTS_FOLDER))
-            };
+            let state = ExportState::local(AppState::new(store), files);
             let _export_jobs = (cli.cleanup_interval_ms > 0).then(|| {
                 export_jobs_in_background(
                     state.jobs.clone(),
