@@ -185,7 +185,10 @@ fn job_pk(account: &AccountId, id: ObjectId) -> String {
 }
 
 fn pointer_pk(id: ObjectId) -> String {
-    let shard = id.to_string().bytes().last().unwrap_or(0) % EXPORT_POINTER_SHARDS;
+    pointer_partition(keys::shard_of(id, EXPORT_POINTER_SHARDS))
+}
+
+fn pointer_partition(shard: u8) -> String {
     format!("{}{shard}", keys::EXPORT_POINTER_PREFIX)
 }
 
@@ -263,7 +266,7 @@ impl Store {
     pub async fn unfinished_export_jobs(&self) -> Result<Vec<(AccountId, ObjectId)>, ApiError> {
         let mut jobs = Vec::new();
         for shard in 0..EXPORT_POINTER_SHARDS {
-            let partition = format!("{}{shard}", keys::EXPORT_POINTER_PREFIX);
+            let partition = pointer_partition(shard);
             let mut items = self
                 .client
                 .query()

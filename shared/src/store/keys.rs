@@ -155,8 +155,13 @@ pub const JOB_SHARDS: u8 = 4;
 /// The partition of the clean-up job of the object `id`: spread by the id,
 /// so that each job has one known place.
 pub fn job_pk(id: ObjectId) -> String {
-    let shard = id.to_string().bytes().last().unwrap_or(0) % JOB_SHARDS;
-    format!("JOB#{shard}")
+    format!("JOB#{}", shard_of(id, JOB_SHARDS))
+}
+
+/// The shard of the object `id` among `shards`: by the id's last character,
+/// so that each object has one known place.
+pub fn shard_of(id: ObjectId, shards: u8) -> u8 {
+    id.to_string().bytes().last().unwrap_or(0) % shards
 }
 
 /// Every job partition, for the sweep.
