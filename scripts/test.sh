@@ -133,6 +133,9 @@ cargo_test() {
 }
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+# One pass builds everything once: incremental caches would only cost time and
+# disk (set CARGO_INCREMENTAL=1 to keep them between runs).
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export SAM_CLI_TELEMETRY=0
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
@@ -369,6 +372,7 @@ read -r PASSED FAILED RESULTS < <(awk '
     }
     END { printf "%d %d %d\n", p, f, n }' "$TEST_LOG")
 echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded, moto and DynamoDB Local runs)"
+echo "disk: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h . | awk 'NR == 2 { print $4 }') left free"
 
 if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
     echo "test.sh: $PASSED passed, 0 failed"
