@@ -507,3 +507,31 @@ async fn a_delete_racing_a_rename_never_answers_404_and_leaves_no_name_taken() {
         api.create_segment(&token, &new).await;
     }
 }
+
+#[tokio::test]
+async fn adding_a_segment_reads_the_segment_and_the_profile_then_writes_once() {
+    // GIVEN a user and a segment
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = api
+        .create_user(
+            &token,
+            json!({"userId": "u-1", "attributes": {"plan": "pro"}}),
+        )
+        .await;
+    let segment = api.create_segment(&token, "vip").await;
+    // WHEN the user is added to it
+    let before = api.store.meter();
+    let answer = api
+        .post(&format!("/users/{user}/segments"), &token, json!([segment]))
+        .await;
+    let spent = api.store.meter() - before;
+    // THEN: the token, the segment, the profile, one transaction; no second
+    // pass once the transaction has done everything.
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(spent.requests, 4, "{spent:?}");
+    assert_eq!(
+        segment_counts(&api, &token).await,
+        vec![("vip".to_owned(), 1)]
+    );
+}

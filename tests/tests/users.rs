@@ -409,3 +409,83 @@ async fn list_shows_the_reference_fields_in_order() {
     assert_eq!(user["conversations"], 0);
     assert_eq!(user["attributes"].as_object().unwrap().len(), 13);
 }
+
+/// DynamoDB requests one call makes, counted by the store's meter; the
+/// token lookup (one `GetItem`) is taken out.
+async fn requests_of(api: &TestApi, token: &str, call: impl AsyncFnOnce() -> StatusCode) -> u64 {
+    let before = api.store.meter();
+    api.store
+        .resolve_token(token)
+        .await
+        .expect("the token resolves");
+    let lookup = api.store.meter() - before;
+    let before = api.store.meter();
+    let status = call().await;
+    assert!(status.is_success(), "{status}");
+    (api.store.meter() - before).requests - lookup.requests
+}
+
+#[tokio::test]
+async fn the_user_routes_make_as_few_dynamodb_requests_as_their_items_allow() {
+    // GIVEN an account with one user who has had a conversation
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let id = api.create_user(&token, user("u-1")).await;
+    let path = format!("/users/{id}");
+    let answer = api
+        .post(
+            &format!("{path}/conversations"),
+            &token,
+            json!({"firstMessage": "hi"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+
+    // WHEN each route is called THEN it makes this many requests:
+    // create is one transaction;
+    let create = requests_of(&api, &token, async || {
+        api.post("/users", &token, user("u-2")).await.status
+    })
+    .await;
+    assert_eq!(create, 1, "create");
+    // details read the profile and the newest conversations (two items
+    // collections' worth, sent together); the user is in no segment;
+    let details = requests_of(&api, &token, async || api.get(&path, &token).await.status).await;
+    assert_eq!(details, 2, "details");
+    // a list page is one query;
+    let list = requests_of(&api, &token, async || {
+        api.get("/users?limit=20", &token).await.status
+    })
+    .await;
+    assert_eq!(list, 1, "list page");
+    // an update reads the profile (the attribute limits) and writes it.
+    let update = requests_of(&api, &token, async || {
+        api.put(&path, &token, json!({"attributes": {"plan": "pro"}}))
+            .await
+            .status
+    })
+    .await;
+    assert_eq!(update, 2, "update");
+}
+
+#[tokio::test]
+async fn the_meter_counts_items_and_the_units_the_engine_reports() {
+    // GIVEN a user
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let id = api.create_user(&token, user("u-1")).await;
+    // WHEN it is read
+    let before = api.store.meter();
+    assert_eq!(
+        api.get(&format!("/users/{id}"), &token).await.status,
+        StatusCode::OK
+    );
+    let spent = api.store.meter() - before;
+    // THEN the token and the profile were read, and the time in flight kept
+    assert_eq!(spent.items_read, 2, "{spent:?}");
+    assert!(!spent.engine_time.is_zero());
+    // and every engine here reports consumed capacity (DynamoDB's rules:
+    // a strongly consistent read of up to 4 KB is one unit).
+    assert!(spent.read_units >= 2.0, "{spent:?}");
+    assert_eq!(spent.write_units, 0.0);
+}

@@ -437,7 +437,6 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("Query clean-up", e))?;
-        self.count_read(output.scanned_count);
         Ok(output
             .items
             .unwrap_or_default()

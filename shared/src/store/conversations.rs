@@ -93,7 +93,6 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query conversations", e))?;
-            self.count_read(output.scanned_count);
             for item in output.items.unwrap_or_default() {
                 let conversation = from_item::<ConversationItem>(item)?.into_conversation();
                 if Some(conversation.id) == after {

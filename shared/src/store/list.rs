@@ -330,7 +330,6 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query users", e))?;
-            self.count_read(output.scanned_count);
             read += output.scanned_count.max(0) as usize;
             for item in output.items.unwrap_or_default() {
                 if entries.len() == limit {
@@ -444,7 +443,6 @@ impl Store {
                         .send()
                         .await
                         .map_err(|e| sdk_error("Query email", e))?;
-                    self.count_read(output.scanned_count);
                     for item in output.items.unwrap_or_default() {
                         users.push(from_item::<ProfileItem>(item)?.into_user());
                     }

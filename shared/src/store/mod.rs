@@ -15,6 +15,7 @@ pub mod expression;
 pub mod items;
 pub mod keys;
 mod list;
+mod meter;
 mod read_ahead;
 mod segments;
 pub mod size;
@@ -25,7 +26,6 @@ mod users;
 
 use std::fmt::Debug;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
@@ -39,6 +39,7 @@ pub use conversations::{ConversationPage, DETAILS_CONVERSATIONS, MAX_CONVERSATIO
 pub use export::{EXPORT_PAGE, ExportPosition, ExportReader};
 pub use export_jobs::{EXPORT_JOB_LIFETIME_SECONDS, ExportJob, ExportJobState, Lease};
 pub use list::{Page, READ_BUDGET};
+pub use meter::{Meter, MeterReading};
 pub use read_ahead::{PAGES_AHEAD, READ_AHEAD_SLICES};
 pub use segments::SegmentChange;
 pub use tokens::{hash_token, new_token};
@@ -53,8 +54,8 @@ pub const DEFAULT_TABLE: &str = "users-api";
 pub struct Store {
     client: Client,
     table: Arc<str>,
-    /// Items read by queries since the store was made (for tests and metrics).
-    items_read: Arc<AtomicU64>,
+    /// What the store's calls have cost since it was made.
+    meter: Meter,
     cleanup: CleanupConfig,
 }
 
@@ -75,11 +76,18 @@ impl Debug for Store {
 }
 
 impl Store {
+    /// A store on `client`'s configuration, with a [`Meter`] on its calls.
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        let meter = Meter::default();
+        let metered = client
+            .config()
+            .to_builder()
+            .interceptor(meter.interceptor())
+            .build();
         Self {
-            client,
+            client: Client::from_conf(metered),
             table: table.into(),
-            items_read: Arc::default(),
+            meter,
             cleanup: CleanupConfig::default(),
         }
     }
@@ -112,14 +120,15 @@ impl Store {
         &self.client
     }
 
-    /// Items that queries have read so far (what a filtered walk cost).
-    pub fn items_read(&self) -> u64 {
-        self.items_read.load(Ordering::Relaxed)
+    /// What the store's DynamoDB calls have cost so far.
+    pub fn meter(&self) -> MeterReading {
+        self.meter.reading()
     }
 
-    fn count_read(&self, items: i32) {
-        self.items_read
-            .fetch_add(items.max(0) as u64, Ordering::Relaxed);
+    /// Items DynamoDB has read for this store so far (what a filtered walk
+    /// cost).
+    pub fn items_read(&self) -> u64 {
+        self.meter.reading().items_read
     }
 }
 

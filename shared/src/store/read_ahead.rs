@@ -100,7 +100,6 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("Query users for export", e))?;
-        self.count_read(output.scanned_count);
         let items = output.items.unwrap_or_default();
         let last_key = items.last().map(|item| index_key(item, plan.index));
         let mut entries = Vec::with_capacity(items.len());

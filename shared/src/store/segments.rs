@@ -94,7 +94,6 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query segments", e))?;
-            self.count_read(output.scanned_count);
             for item in output.items.unwrap_or_default() {
                 segments.push(from_item::<SegmentItem>(item)?.into_segment());
             }
@@ -184,7 +183,6 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("Query members", e))?;
-        self.count_read(output.scanned_count);
         let ids = output
             .items
             .unwrap_or_default()
@@ -240,6 +238,7 @@ impl Store {
                 return Ok(ControlFlow::Break(()));
             }
             // At most SEGMENTS_PER_TRANSACTION changes per transaction; the loop goes on with the rest.
+            let all_fit = added.len() + removed.len() <= SEGMENTS_PER_TRANSACTION;
             let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
             let removed: Vec<ObjectId> = removed
                 .into_iter()
@@ -300,8 +299,11 @@ impl Store {
                 self.require_segments(account, &added.iter().copied().collect())
                     .await?;
             }
-            // Committed or not, the next attempt re-reads: more changes than
-            // one transaction holds go on there, and a lost race is retried.
+            if matches!(outcome, Outcome::Committed) && all_fit {
+                return Ok(ControlFlow::Break(()));
+            }
+            // The next attempt re-reads: a lost race is retried, and more
+            // changes than one transaction holds go on there.
             Ok(ControlFlow::Continue(()))
         })
         .await

@@ -253,7 +253,6 @@ impl Store {
                         .responses
                         .and_then(|mut r| r.remove(self.table()))
                         .unwrap_or_default();
-                    self.count_read(items.len() as i32);
                     lock(found).extend(items);
                     let rest = output
                         .unprocessed_keys
@@ -306,19 +305,22 @@ impl Store {
 
     /// The details form of a user: its profile, its newest
     /// [`DETAILS_CONVERSATIONS`] conversations (older ones are paged with
-    /// [`Store::conversations`]) and the names of its segments.
+    /// [`Store::conversations`]) and the names of its segments. The profile
+    /// and the conversations are separate items, read at the same time: one
+    /// round trip.
     pub async fn user_details(
         &self,
         account: &AccountId,
         id: ObjectId,
     ) -> Result<Option<UserDetails>, ApiError> {
-        let Some(profile) = self.get_profile(account, id).await? else {
+        let (profile, newest) = tokio::try_join!(
+            self.get_profile(account, id),
+            self.conversation_page(account, id, None, DETAILS_CONVERSATIONS)
+        )?;
+        let Some(profile) = profile else {
             return Ok(None);
         };
         let user = profile.into_user();
-        let newest = self
-            .conversation_page(account, id, None, DETAILS_CONVERSATIONS)
-            .await?;
         let names = self.segments_by_id(account, &user.segments).await?;
         // A segment deleted a moment ago may still be listed on the profile; it is not shown.
         let segments = names
