@@ -11,7 +11,8 @@
 //! COSTS_USERS=100000 COSTS_ROUNDS=200 cargo run --release -p users-api-tests --example call_costs
 //! ```
 //!
-//! Prints a Markdown section to stdout.
+//! Prints a Markdown section to stdout; with `COSTS_JSON=path`, also writes
+//! the per-call figures there (what `scripts/bench.sh` checks the targets on).
 
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ async fn main() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
 
+    let segment = api.create_segment(&token, "vip").await;
+    let trial = api.create_segment(&token, "trial").await;
     let seeded = Instant::now();
     let plans = ["free", "pro", "team", "enterprise"];
     let ids = seed_users(
@@ -78,13 +81,16 @@ async fn main() {
                 ]
                 .into_iter()
                 .collect(),
-                ..SeedUser::default()
+                segments: if i % 10 == 0 {
+                    vec![segment.parse().expect("a segment id")]
+                } else {
+                    vec![]
+                },
             })
             .collect(),
     )
     .await;
     eprintln!("seeded {users} users in {:?}", seeded.elapsed());
-    let segment = api.create_segment(&token, "vip").await;
 
     // The token lookup every call starts with (in Lambda: the authorizer's,
     // which API Gateway caches per token).
@@ -138,6 +144,18 @@ async fn main() {
             }),
         },
         CallKind {
+            name: "GET /users (indexed filter: segment, page of 20)",
+            request: Box::new({
+                let segment = segment.clone();
+                move |_| {
+                    let uri = format!(
+                        "/users?limit=20&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"
+                    );
+                    (Method::GET, uri, None)
+                }
+            }),
+        },
+        CallKind {
             name: "GET /users (unindexed filter: plan eq, page of 20)",
             request: Box::new(|_| {
                 let uri = "/users?limit=20&filters[0][field]=plan&filters[0][operator]=eq&filters[0][value]=enterprise".to_owned();
@@ -148,9 +166,8 @@ async fn main() {
             name: "POST /users/{id}/segments (add one)",
             request: Box::new({
                 let ids = ids.clone();
-                let segment = segment.clone();
                 move |i| {
-                    let body = json!([segment]);
+                    let body = json!([trial]);
                     (
                         Method::POST,
                         format!("/users/{}/segments", ids[2 * rounds + i]),
@@ -226,6 +243,23 @@ async fn main() {
             ms(percentile(&engine, 0.5)),
             ms(percentile(&engine, 0.99)),
         );
+    }
+
+    if let Ok(path) = std::env::var("COSTS_JSON") {
+        let calls: Vec<Value> = rows
+            .iter()
+            .map(|(name, m)| {
+                let c = per_call(m.cost, rounds);
+                json!({
+                    "call": name,
+                    "requests": c.requests - auth.requests,
+                    "items_read": c.items_read - auth.items_read,
+                    "returned": m.returned as f64 / rounds as f64,
+                })
+            })
+            .collect();
+        let figures = json!({"users": users, "rounds": rounds, "calls": calls});
+        std::fs::write(&path, figures.to_string()).expect("COSTS_JSON is writable");
     }
 
     println!("\n### Cost per million calls\n");

@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use users_api_tests::{TestApi, assert_error, error_fields, segment_counts};
+use users_api_tests::{
+    SeedUser, TestApi, assert_error, error_fields, ids_of, seed_users, segment_counts,
+};
 
 async fn user_segments(api: &TestApi, token: &str, user: &str) -> BTreeSet<String> {
     let details = api.get(&format!("/users/{user}"), token).await;
@@ -534,4 +536,41 @@ async fn adding_a_segment_reads_the_segment_and_the_profile_then_writes_once() {
         segment_counts(&api, &token).await,
         vec![("vip".to_owned(), 1)]
     );
+}
+
+#[tokio::test]
+async fn a_segment_too_large_to_look_up_is_walked_without_reading_its_members_first() {
+    // GIVEN a segment with more members than one request may read
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let segment = api.create_segment(&token, "big").await;
+    let members = shared::store::READ_BUDGET + 100;
+    let users = (0..2 * members)
+        .map(|i| SeedUser {
+            user_id: format!("user-{i:05}"),
+            segments: if i % 2 == 0 {
+                vec![segment.parse().unwrap()]
+            } else {
+                vec![]
+            },
+            ..SeedUser::default()
+        })
+        .collect();
+    let ids = seed_users(&api.store, "acme", users).await;
+    // WHEN the first page of its members is listed
+    let before = api.store.items_read();
+    let page = api
+        .get(
+            &format!("/users?limit=20&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"),
+            &token,
+        )
+        .await;
+    let read = api.store.items_read() - before;
+    // THEN it holds the 20 newest members, found by walking the account's
+    // index (every other user matches), not by reading the members first.
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+    let newest: Vec<String> = ids.iter().step_by(2).rev().take(20).cloned().collect();
+    assert_eq!(ids_of(&page.body), newest);
+    // One filtered query of the walk reads 250; the members alone are 1,100.
+    assert!(read < 500, "read {read} items for a page of 20");
 }
