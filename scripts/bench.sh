@@ -15,9 +15,16 @@
 #      for the run;
 #   4. the local server under wrk (when wrk is installed: apt-get install
 #      wrk): GET /users/{id}, GET /users and a filtered GET /users, 2
-#      threads, 16 connections, BENCH_WRK_SECONDS (default 10) each.
+#      threads, 16 connections, BENCH_WRK_SECONDS (default 10) each;
+#   5. what each API call costs (tests/examples/call_costs.rs): DynamoDB
+#      requests, items read, read and write units, handler time without the
+#      engine's, cost per million calls. Once on Amazon's DynamoDB Local
+#      (units by DynamoDB's rules; BENCH_COSTS_DDB_USERS users, default
+#      2,000; skipped without Java), once on the embedded engine with
+#      BENCH_COSTS_USERS users (default 100,000: the indexed-filter target).
 #
-# Knobs: BENCH_ROUNDS, BENCH_WRK_SECONDS, BENCH_OUT (default
+# Knobs: BENCH_ROUNDS, BENCH_WRK_SECONDS, BENCH_COSTS_USERS,
+# BENCH_COSTS_DDB_USERS, BENCH_COSTS_ROUNDS (default 100), BENCH_OUT (default
 # docs/PERFORMANCE.md; --smoke writes to a temporary file), BENCH_PROFILE
 # (default release; --smoke uses the dev profile, which the test run has
 # mostly built already: it checks the script, not the figures).
@@ -29,20 +36,28 @@ SMOKE=0
 [[ "${1:-}" == --smoke ]] && SMOKE=1
 ROUNDS=${BENCH_ROUNDS:-21}
 WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
+COSTS_USERS=${BENCH_COSTS_USERS:-100000}
+COSTS_DDB_USERS=${BENCH_COSTS_DDB_USERS:-2000}
+COSTS_ROUNDS=${BENCH_COSTS_ROUNDS:-100}
 OUT=${BENCH_OUT:-$ROOT/docs/PERFORMANCE.md}
 PROFILE=${BENCH_PROFILE:-release}
 if [[ $SMOKE == 1 ]]; then
     PROFILE=${BENCH_PROFILE:-dev}
     ROUNDS=1
     WRK_SECONDS=1
+    COSTS_USERS=200
+    COSTS_DDB_USERS=100
+    COSTS_ROUNDS=2
     OUT=$(mktemp "${TMPDIR:-/tmp}/performance.XXXXXX.md")
 fi
 PYTHON=${PYTHON:-python3}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench.XXXXXX")
 SERVER_PID=""
+DDB_PID=""
 cleanup() {
     [[ -n "$SERVER_PID" ]] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    [[ -n "$DDB_PID" ]] && kill "$DDB_PID" 2>/dev/null && wait "$DDB_PID" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -51,6 +66,7 @@ echo "== build ($PROFILE)"
 PACKAGES=(users-function segments-function export-function authorizer-function cleanup-function lambda-floor users-api)
 # shellcheck disable=SC2046  # one -p per package
 cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}")
+cargo build --profile "$PROFILE" --locked --quiet -p users-api-tests --example call_costs
 BIN=target/$PROFILE
 [[ $PROFILE == dev ]] && BIN=target/debug
 FUNCTIONS=(users segments export export-jobs authorizer cleanup)
@@ -117,12 +133,32 @@ if command -v wrk >/dev/null && [[ -n "$TOKEN" ]]; then
     wrk_row "GET /users, filtered" "/users?filters%5B0%5D%5Bfield%5D=default_country&filters%5B0%5D%5Boperator%5D=eq&filters%5B0%5D%5Bvalue%5D=PL&limit=20"
 fi
 
+free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+costs() { # ENDPOINT-or-empty USERS OUT [JSON]
+    env -u AWS_PROFILE USERS_API_TEST_ENDPOINT="$1" COSTS_USERS="$2" COSTS_ROUNDS="$COSTS_ROUNDS" \
+        COSTS_JSON="${4:-}" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+        AWS_EC2_METADATA_DISABLED=true "$BIN/examples/call_costs" >"$3"
+}
+: >"$WORK/costs-ddb.md"
+if command -v java >/dev/null && command -v javac >/dev/null; then
+    echo "== what each call costs, on DynamoDB Local ($COSTS_DDB_USERS users)"
+    DDB_PORT=$(free_port)
+    scripts/dynamodb_local.sh serve "$DDB_PORT" >"$WORK/ddb.log" 2>&1 &
+    DDB_PID=$!
+    scripts/dynamodb_local.sh wait "http://127.0.0.1:$DDB_PORT" 120
+    costs "http://127.0.0.1:$DDB_PORT" "$COSTS_DDB_USERS" "$WORK/costs-ddb.md"
+    kill "$DDB_PID" 2>/dev/null && wait "$DDB_PID" 2>/dev/null || true
+    DDB_PID=""
+fi
+echo "== what each call costs, on the embedded engine ($COSTS_USERS users)"
+costs "" "$COSTS_USERS" "$WORK/costs-embedded.md" "$WORK/costs.json"
+
 echo "== writing $OUT"
 export X86_SIZES
 X86_SIZES=$(for k in "${!X86[@]}"; do printf '%s=%s\n' "$k" "${X86[$k]}"; done)
-"$PYTHON" - "$WORK/cold.json" "$OUT" "$ROUNDS" "$ARM_NOTE" "$WRK_SECONDS" "$WRK_ROWS" <<'EOF'
+"$PYTHON" - "$WORK/cold.json" "$OUT" "$ROUNDS" "$ARM_NOTE" "$WRK_SECONDS" "$WRK_ROWS" "$WORK" <<'EOF'
 import json, os, platform, statistics, subprocess, sys
-cold_path, out, rounds, arm_note, wrk_seconds, wrk_rows = sys.argv[1:7]
+cold_path, out, rounds, arm_note, wrk_seconds, wrk_rows, work = sys.argv[1:8]
 cold = json.load(open(cold_path))
 sizes = dict(line.split("=") for line in os.environ["X86_SIZES"].split())
 
@@ -196,6 +232,17 @@ if wrk_rows:
 else:
     lines += ["", "wrk is not installed (`apt-get install wrk`): the local server was not measured."]
 
+costs_ddb = open(os.path.join(work, "costs-ddb.md")).read().strip()
+costs_embedded = open(os.path.join(work, "costs-embedded.md")).read().strip()
+def section(text, title):
+    return text.replace("## What each call costs", f"### {title}", 1).replace("### Cost per", "#### Cost per")
+lines += ["", "## What each call costs", ""]
+if costs_ddb:
+    lines += [section(costs_ddb, "On Amazon's DynamoDB Local (units by DynamoDB's rules)"), ""]
+else:
+    lines += ["DynamoDB Local was not run (it needs Java 17 and javac).", ""]
+lines += [section(costs_embedded, "On the embedded engine (the size of the indexed-filter target)")]
+
 worst_init = max(statistics.median(cold[n]["init_ms"]) for n in cold if n != "floor") / floor_init
 largest = max(int(sizes[n]) for n in sizes if n != "lambda-floor") / 1024 / 1024
 lines += [
@@ -207,6 +254,18 @@ lines += [
     f"| init ≤ 1.3× the floor | worst {worst_init:.2f}× | {'yes' if worst_init <= 1.3 else 'no'} |",
     f"| each function ≤ 8 MB stripped | largest {largest:.1f} MiB | {'yes' if largest * 1.048576 <= 8 else 'no'} |",
 ]
+calls = {c["call"]: c for c in json.load(open(os.path.join(work, "costs.json")))["calls"]}
+def requests(call):
+    return calls[call]["requests"]
+lines.append(f"| GET by id: one DynamoDB request after auth | {requests('GET /users/{id}'):.2f} (profile and newest conversations, sent together) | {'yes' if requests('GET /users/{id}') <= 1 else 'no'} |")
+lines.append(f"| create: one DynamoDB request after auth | {requests('POST /users (one)'):.2f} | {'yes' if requests('POST /users (one)') <= 1 else 'no'} |")
+pages = [c for c in calls if c.startswith("GET /users (")]
+worst_page = max(requests(c) for c in pages)
+lines.append(f"| a list page ≤ 2 requests | worst {worst_page:.2f} | {'yes' if worst_page <= 2 else 'no'} |")
+users = json.load(open(os.path.join(work, "costs.json")))["users"]
+for call in [c for c in pages if "indexed filter" in c and "unindexed" not in c]:
+    ratio = calls[call]["items_read"] / max(calls[call]["returned"], 1)
+    lines.append(f"| {call}: items read ≤ 2× returned ({users} users) | {ratio:.1f}× | {'yes' if ratio <= 2 else 'no'} |")
 get_by_id = next((r for r in wrk_rows.splitlines() if r.startswith("| GET /users/{id}")), None)
 if get_by_id:
     rps = float(get_by_id.split("|")[3])

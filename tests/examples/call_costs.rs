@@ -245,7 +245,7 @@ async fn main() {
         );
     }
 
-    if let Ok(path) = std::env::var("COSTS_JSON") {
+    if let Some(path) = std::env::var("COSTS_JSON").ok().filter(|p| !p.is_empty()) {
         let calls: Vec<Value> = rows
             .iter()
             .map(|(name, m)| {
