@@ -356,7 +356,15 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
             to_item(&claim).unwrap(),
         ];
         for segment in &user.segments {
-            items.push(to_item(&MembershipItem::new(&account, user.id, *segment)).unwrap());
+            items.push(
+                to_item(&MembershipItem::new(
+                    &account,
+                    user.id,
+                    user.created_at,
+                    *segment,
+                ))
+                .unwrap(),
+            );
         }
         requests.extend(items.into_iter().map(|item| {
             WriteRequest::builder()

@@ -412,3 +412,119 @@ async fn index_lookups_page_like_the_walk() {
     let unique: BTreeSet<&String> = all.iter().collect();
     assert_eq!(unique.len(), 9);
 }
+
+/// 150 users, every third in `segment`, every other on the pro plan; their
+/// ids in creation order.
+async fn seed_members(api: &TestApi, segment: &str) -> Vec<String> {
+    let users = (0..150)
+        .map(|i| SeedUser {
+            user_id: format!("user-{i:05}"),
+            attributes: [(
+                "plan".to_owned(),
+                if i % 2 == 0 { "pro" } else { "free" }.to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+            segments: if i % 3 == 0 {
+                vec![segment.parse().unwrap()]
+            } else {
+                vec![]
+            },
+        })
+        .collect();
+    seed_users(&api.store, "acme", users).await
+}
+
+fn members_uri(segment: &str, order: &str, more: &str) -> String {
+    format!(
+        "/users?limit=7&sort.order={order}&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}{more}"
+    )
+}
+
+#[tokio::test]
+async fn a_segment_is_paged_in_creation_order_from_its_members_alone() {
+    // GIVEN 150 users, 50 of them in a segment
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let segment = api.create_segment(&token, "vip").await;
+    let ids = seed_members(&api, &segment).await;
+    let members: Vec<String> = ids.iter().step_by(3).cloned().collect();
+    let newest_first: Vec<String> = members.iter().rev().cloned().collect();
+
+    // WHEN its members are paged, 7 at a time, both ways
+    // THEN every member comes once, in order
+    let desc = page_all(&api, &token, &members_uri(&segment, "desc", "")).await;
+    assert_eq!(desc, newest_first);
+    let asc = page_all(&api, &token, &members_uri(&segment, "asc", "")).await;
+    assert_eq!(asc, members);
+    // and with a second filter, the members that also pass it
+    let pro = "&filters[1][field]=plan&filters[1][operator]=eq&filters[1][value]=pro";
+    let pro_members: Vec<String> = ids.iter().step_by(6).rev().cloned().collect();
+    assert_eq!(
+        page_all(&api, &token, &members_uri(&segment, "desc", pro)).await,
+        pro_members
+    );
+
+    // AND a page reads its members and their profiles, not the account:
+    // 8 members (one tells that more follow), 8 profiles, the segment, the token.
+    let before = api.store.meter();
+    let page = api.get(&members_uri(&segment, "desc", ""), &token).await;
+    let spent = api.store.meter() - before;
+    assert_eq!(ids_of(&page.body), newest_first[..7]);
+    assert_eq!(page.body["next"], newest_first[6].as_str());
+    assert!(spent.items_read <= 18, "{spent:?}");
+    // the token, the members, the profiles with the segment
+    assert_eq!(spent.requests, 3, "{spent:?}");
+}
+
+#[tokio::test]
+async fn a_segment_from_before_ordered_memberships_is_listed_all_the_same() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use shared::store::keys;
+    // GIVEN a segment and memberships as they were stored before memberships
+    // carried the creation time (the member's bare id as index sort key)
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let segment = api.create_segment(&token, "vip").await;
+    let ids = seed_members(&api, &segment).await;
+    let account = AccountId::parse("acme").unwrap();
+    let segment_id = segment.parse().unwrap();
+    let client = api.store.client();
+    let key = |pk: String, sk: String| {
+        std::collections::HashMap::from([
+            (keys::PK.to_owned(), AttributeValue::S(pk)),
+            (keys::SK.to_owned(), AttributeValue::S(sk)),
+        ])
+    };
+    client
+        .update_item()
+        .table_name(api.store.table())
+        .set_key(Some(key(
+            keys::segment_pk(&account, segment_id),
+            keys::SEGMENT_SK.to_owned(),
+        )))
+        .update_expression("REMOVE ordered")
+        .send()
+        .await
+        .unwrap();
+    let members: Vec<String> = ids.iter().step_by(3).cloned().collect();
+    for member in &members {
+        client
+            .update_item()
+            .table_name(api.store.table())
+            .set_key(Some(key(
+                keys::user_pk(&account, member.parse().unwrap()),
+                keys::membership_sk(segment_id),
+            )))
+            .update_expression("SET gsi4sk = :id")
+            .expression_attribute_values(":id", AttributeValue::S(member.clone()))
+            .send()
+            .await
+            .unwrap();
+    }
+    // WHEN its members are paged THEN every member comes once, in order
+    let desc = page_all(&api, &token, &members_uri(&segment, "desc", "")).await;
+    assert_eq!(desc, members.iter().rev().cloned().collect::<Vec<_>>());
+    let asc = page_all(&api, &token, &members_uri(&segment, "asc", "")).await;
+    assert_eq!(asc, members);
+}

@@ -152,6 +152,15 @@ pub struct SegmentItem {
     pub created_at: i64,
     pub gsi1pk: String,
     pub gsi1sk: String,
+    /// Every membership of this segment has a [`MembershipItem`] sort key
+    /// in creation order: true for segments created since memberships carry
+    /// it; older segments are listed without walking the members index.
+    #[serde(
+        rename = "ordered",
+        default,
+        skip_serializing_if = "std::ops::Not::not"
+    )]
+    pub members_in_creation_order: bool,
 }
 
 impl SegmentItem {
@@ -166,7 +175,10 @@ impl SegmentItem {
 }
 
 /// A user's membership of a segment, in the user's item collection and in the
-/// segment's members index.
+/// segment's members index. Its index sort key is the user's created-at sort
+/// key, so the members index lists a segment in the order of the created-at
+/// index and a filtered page walks the members only. (Memberships written
+/// before this held the bare user id; readers accept both.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MembershipItem {
     pub pk: String,
@@ -176,12 +188,17 @@ pub struct MembershipItem {
 }
 
 impl MembershipItem {
-    pub fn new(account: &AccountId, user: ObjectId, segment: ObjectId) -> Self {
+    pub fn new(
+        account: &AccountId,
+        user: ObjectId,
+        created_at: Timestamp,
+        segment: ObjectId,
+    ) -> Self {
         Self {
             pk: keys::user_pk(account, user),
             sk: keys::membership_sk(segment),
             gsi4pk: keys::segment_members_pk(account, segment),
-            gsi4sk: user.to_string(),
+            gsi4sk: keys::time_sort_key(created_at, user),
         }
     }
 }
@@ -387,8 +404,10 @@ mod tests {
             created_at: 5,
             gsi1pk: keys::segments_index_pk(&account),
             gsi1sk: keys::time_sort_key(Timestamp::from_millis(5), id),
+            members_in_creation_order: true,
         };
         let back: SegmentItem = from_item(to_item(&segment).unwrap()).unwrap();
+        assert!(back.members_in_creation_order);
         assert_eq!(back.into_segment().name, "Leads");
         let conversation = ConversationItem {
             pk: "p".into(),

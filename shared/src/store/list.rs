@@ -28,7 +28,9 @@ use std::collections::{BTreeSet, HashMap};
 use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::expression::{ExprValue, filter_expression};
-use super::items::{CursorItem, GhostItem, Item, ProfileItem, attr, from_item, key, n, s, to_item};
+use super::items::{
+    CursorItem, GhostItem, Item, ProfileItem, SegmentItem, attr, from_item, key, n, s, to_item,
+};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
@@ -60,7 +62,7 @@ pub(super) enum Entry {
 }
 
 /// One page of users and where the next one starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Page {
     pub users: Vec<User>,
     /// What to pass as `after` for the following page; `None` at the end.
@@ -180,7 +182,21 @@ impl Store {
             Some(id) => Some(self.position_of(account, id, query.sort).await?),
             None => None,
         };
-        if let Some(lookup) = index_lookup(&query.filters)
+        let lookup = index_lookup(&query.filters);
+        if let Some(Lookup::Segment(segment)) = lookup
+            && query.sort.field == SortField::CreatedAt
+            && let Some(page) = self
+                .walk_members(
+                    account,
+                    segment,
+                    query,
+                    after.as_ref().map(|p| p.key.clone()),
+                )
+                .await?
+        {
+            return Ok(page);
+        }
+        if let Some(lookup) = lookup
             && let Some(candidates) = self.candidates(account, lookup).await?
         {
             return Ok(page_of_candidates(
@@ -375,6 +391,138 @@ impl Store {
             Some(key) => keys::id_of_sort_key(&key),
         };
         Ok(Page { users, next })
+    }
+
+    /// A page of a segment's members in creation order. The members index is
+    /// sorted like the created-at index, so the page reads the members from
+    /// `after` on (one `Query`) and their profiles (one `BatchGetItem`, which
+    /// also fetches the segment: a deleted segment has no members, whatever
+    /// clean-up is still under way). The other filters are applied to the
+    /// profiles; while they reject users the walk reads on, within
+    /// [`READ_BUDGET`]. `None` for a segment older than ordered memberships
+    /// (see [`SegmentItem`]): the caller lists it another way.
+    async fn walk_members(
+        &self,
+        account: &AccountId,
+        segment: ObjectId,
+        query: &ListQuery,
+        after: Option<String>,
+    ) -> Result<Option<Page>, ApiError> {
+        let ascending = query.sort.order == SortOrder::Asc;
+        let limit = query.limit as usize;
+        let only_the_segment = query.filters.filters.len() == 1;
+        let mut users: Vec<User> = Vec::with_capacity(limit);
+        let mut start: Option<Item> = None;
+        let mut last_read: Option<String> = after.clone();
+        let mut read = 0usize;
+        let mut segment_checked = false;
+        loop {
+            // One member beyond the page tells whether another page exists.
+            let want = if only_the_segment {
+                limit - users.len() + 1
+            } else {
+                FILTERED_READ
+                    .min(READ_BUDGET - read)
+                    .max(limit - users.len() + 1)
+            };
+            let mut key_condition = "#ipk = :ipk".to_owned();
+            let mut names = HashMap::from([("#ipk".to_owned(), keys::BY_SEGMENT.pk.to_owned())]);
+            let mut values = HashMap::from([(
+                ":ipk".to_owned(),
+                s(keys::segment_members_pk(account, segment)),
+            )]);
+            if let Some(after) = &after {
+                key_condition.push_str(if ascending {
+                    " AND #isk > :after"
+                } else {
+                    " AND #isk < :after"
+                });
+                names.insert("#isk".to_owned(), keys::BY_SEGMENT.sk.to_owned());
+                values.insert(":after".to_owned(), s(after.clone()));
+            }
+            let output = self
+                .client
+                .query()
+                .table_name(self.table())
+                .index_name(keys::BY_SEGMENT.name)
+                .key_condition_expression(key_condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(ascending)
+                .limit(want as i32)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query members", e))?;
+            let members: Vec<(String, ObjectId)> = output
+                .items
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|item| {
+                    let sort_key = item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?;
+                    Some((
+                        sort_key.clone(),
+                        super::segments::member_of_sort_key(sort_key)?,
+                    ))
+                })
+                .collect();
+            read += members.len();
+            let mut wanted: Vec<Item> = members
+                .iter()
+                .map(|(_, id)| key(keys::user_pk(account, *id), keys::PROFILE_SK))
+                .collect();
+            let segment_key = key(keys::segment_pk(account, segment), keys::SEGMENT_SK);
+            // The segment goes with the first profiles; when there are none
+            // after `after`, it alone says whether this was the end or the
+            // segment's memberships predate the ordered key.
+            if !segment_checked && (!wanted.is_empty() || after.is_some()) {
+                wanted.push(segment_key.clone());
+            }
+            let mut profiles: HashMap<ObjectId, User> = HashMap::new();
+            let mut segment_found = None;
+            for item in self.batch_get(wanted, false).await? {
+                if item.get(keys::PK) == segment_key.get(keys::PK) {
+                    segment_found = Some(from_item::<SegmentItem>(item)?);
+                    continue;
+                }
+                let user = from_item::<ProfileItem>(item)?.into_user();
+                profiles.insert(user.id, user);
+            }
+            read += profiles.len();
+            if !segment_checked && (!members.is_empty() || after.is_some()) {
+                match segment_found {
+                    None => return Ok(Some(Page::default())),
+                    Some(found) if !found.members_in_creation_order => return Ok(None),
+                    Some(_) => segment_checked = true,
+                }
+            }
+            for (sort_key, id) in members {
+                if users.len() == limit {
+                    let next = users.last().map(|u| u.id);
+                    return Ok(Some(Page { users, next }));
+                }
+                last_read = Some(sort_key);
+                // A member whose profile is gone is being erased: not shown.
+                if let Some(user) = profiles.remove(&id)
+                    && query.filters.matches(&user)
+                {
+                    users.push(user);
+                }
+            }
+            let Some(evaluated) = output.last_evaluated_key else {
+                return Ok(Some(Page { users, next: None }));
+            };
+            if users.len() == limit {
+                let next = users.last().map(|u| u.id);
+                return Ok(Some(Page { users, next }));
+            }
+            if read >= READ_BUDGET {
+                // The page is short: go on after the last member read.
+                let next = last_read.as_deref().and_then(keys::id_of_sort_key);
+                return Ok(Some(Page { users, next }));
+            }
+            start = Some(evaluated);
+        }
     }
 
     /// Turns a page's entries into users, fetching the users behind ghosts

@@ -32,6 +32,12 @@ fn name_taken(id: Option<ObjectId>) -> ApiError {
     }
 }
 
+/// The user a members-index sort key names: `created#id`, or a bare id in
+/// memberships written before the key carried the creation time.
+pub(super) fn member_of_sort_key(sort_key: &str) -> Option<ObjectId> {
+    keys::id_of_sort_key(sort_key).or_else(|| sort_key.parse().ok())
+}
+
 impl Store {
     /// Creates a segment; `409` when the account already has one of that name.
     pub async fn create_segment(
@@ -50,6 +56,7 @@ impl Store {
             created_at: now.millis(),
             gsi1pk: keys::segments_index_pk(account),
             gsi1sk: keys::time_sort_key(now, id),
+            members_in_creation_order: true,
         };
         let claim_pk = keys::segment_name_claim_pk(account, name);
         self.until_decided("create segment", || async {
@@ -187,7 +194,7 @@ impl Store {
             .items
             .unwrap_or_default()
             .iter()
-            .filter_map(|item| item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?.parse().ok())
+            .filter_map(|item| member_of_sort_key(item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?))
             .collect();
         Ok((ids, output.last_evaluated_key))
     }
@@ -277,7 +284,12 @@ impl Store {
             for &segment in &added {
                 transaction.put(
                     self.table(),
-                    to_item(&MembershipItem::new(account, user, segment))?,
+                    to_item(&MembershipItem::new(
+                        account,
+                        user,
+                        Timestamp::from_millis(profile.created_at),
+                        segment,
+                    ))?,
                     None,
                 );
                 count_members(&mut transaction, self.table(), account, segment, 1);

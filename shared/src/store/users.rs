@@ -125,7 +125,12 @@ impl Store {
             for &segment in &user.segments {
                 transaction.put(
                     self.table(),
-                    to_item(&MembershipItem::new(account, user.id, segment))?,
+                    to_item(&MembershipItem::new(
+                        account,
+                        user.id,
+                        user.created_at,
+                        segment,
+                    ))?,
                     None,
                 );
                 count_members(&mut transaction, self.table(), account, segment, 1);
