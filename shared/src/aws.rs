@@ -1,4 +1,6 @@
-//! The AWS SDK configuration every client of ours starts from.
+//! The AWS SDK configuration every client of ours starts from, and the one
+//! HTTPS client they all use: rustls on ring (the SDK's default client is
+//! rustls on aws-lc-rs, which doubles the TLS share of each binary).
 //!
 //! A function's cold start pays for what its `main` does before it asks for
 //! work. The SDK's default HTTPS client trusts the system's root
@@ -12,6 +14,7 @@
 //! as before; a local `http://` engine uses no TLS at all.
 
 use aws_config::ConfigLoader;
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 /// Amazon Root CA 1–4 and Starfield Services Root CA G2, as PEM.
@@ -29,32 +32,39 @@ fn other_tls_endpoint(endpoint: Option<&str>) -> bool {
 }
 
 /// `aws_config::defaults` with the latest behaviour, `endpoint` when given,
-/// and, against AWS's endpoints, an HTTPS client that trusts Amazon's roots.
+/// and [`https_client`] for `endpoint`.
 pub fn config_loader(endpoint: Option<&str>) -> ConfigLoader {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(https_client(endpoint));
     if let Some(endpoint) = endpoint {
         loader = loader.endpoint_url(endpoint);
     }
-    if !other_tls_endpoint(endpoint) && std::env::var_os(NATIVE_ROOTS_ENV).is_none() {
+    loader
+}
+
+/// The HTTPS client for `endpoint` (or the `AWS_ENDPOINT_URL*` ones): against
+/// AWS's endpoints it trusts Amazon's roots; against an `https://` endpoint of
+/// the user's, or with [`NATIVE_ROOTS_ENV`] set, the system's.
+pub fn https_client(endpoint: Option<&str>) -> SharedHttpClient {
+    let amazon_only = !other_tls_endpoint(endpoint) && std::env::var_os(NATIVE_ROOTS_ENV).is_none();
+    let context = if amazon_only {
         let trust = TrustStore::empty()
             .with_native_roots(false)
             .with_pem_certificate(AMAZON_ROOTS.as_bytes());
-        match TlsContext::builder().with_trust_store(trust).build() {
-            Ok(context) => {
-                let client = aws_smithy_http_client::Builder::new()
-                    .tls_provider(tls::Provider::Rustls(
-                        tls::rustls_provider::CryptoMode::AwsLc,
-                    ))
-                    .tls_context(context)
-                    .build_https();
-                loader = loader.http_client(client);
-            }
-            Err(error) => {
+        TlsContext::builder()
+            .with_trust_store(trust)
+            .build()
+            .inspect_err(|error| {
                 tracing::warn!(error = %error, "Amazon's roots refused; trusting the system's");
-            }
-        }
-    }
-    loader
+            })
+            .ok()
+    } else {
+        None
+    };
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(context.unwrap_or_default())
+        .build_https()
 }
 
 #[cfg(test)]

@@ -68,6 +68,7 @@ pub fn local_client(endpoint: &str) -> Client {
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "embedded"))
         .endpoint_url(endpoint)
+        .http_client(crate::aws::https_client(Some(endpoint)))
         .build();
     Client::from_conf(config)
 }

@@ -199,6 +199,7 @@ impl S3Files {
                 "local", "local", None, None, "local",
             ))
             .endpoint_url(endpoint)
+            .http_client(shared::aws::https_client(Some(endpoint)))
             .force_path_style(true)
             .build();
         Self::new(Client::from_conf(config), bucket)

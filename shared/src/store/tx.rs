@@ -485,6 +485,7 @@ mod tests {
             aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::Config::builder()
                     .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+                    .http_client(crate::aws::https_client(None))
                     .build(),
             ),
             "t",
