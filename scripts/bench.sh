@@ -175,6 +175,14 @@ def spread(values):
     q = statistics.quantiles(values, n=10)
     return f"{statistics.median(values):.2f} ({q[0]:.2f}–{q[-1]:.2f})"
 
+def release_profile():
+    import re
+    found = re.search(r"^\[profile\.release\]\n((?:[^\[\n].*\n)+)", open("Cargo.toml").read(), re.M)
+    if not found:
+        return "?"
+    settings = [line.strip() for line in found.group(1).splitlines()]
+    return ", ".join(f"`{s}`" for s in settings if s and not s.startswith("#"))
+
 floor_init = statistics.median(cold["floor"]["init_ms"])
 lines = [
     "# Performance",
@@ -185,7 +193,7 @@ lines = [
     "## Machine and versions",
     "",
     f"- {platform.machine()}, {os.cpu_count()} CPUs, {run('uname', '-sr')}",
-    f"- {run('rustc', '--version')}; release profile of the workspace (`lto = \"thin\"`, `codegen-units = 4`, stripped)",
+    f"- {run('rustc', '--version')}; the workspace's release profile: {release_profile()}",
     f"- {run('sh', '-c', 'python3 --version')}",
     "",
     "## Cold starts",
