@@ -134,8 +134,9 @@ if command -v wrk >/dev/null && [[ -n "$TOKEN" ]]; then
 fi
 
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
-costs() { # ENDPOINT-or-empty USERS OUT [JSON]
+costs() { # ENDPOINT-or-empty USERS OUT [JSON] [ENGINE NAME]
     env -u AWS_PROFILE USERS_API_TEST_ENDPOINT="$1" COSTS_USERS="$2" COSTS_ROUNDS="$COSTS_ROUNDS" \
+        ${5:+COSTS_ENGINE="$5"} \
         COSTS_JSON="${4:-}" AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
         AWS_EC2_METADATA_DISABLED=true "$BIN/examples/call_costs" >"$3"
 }
@@ -146,7 +147,8 @@ if command -v java >/dev/null && command -v javac >/dev/null; then
     scripts/dynamodb_local.sh serve "$DDB_PORT" >"$WORK/ddb.log" 2>&1 &
     DDB_PID=$!
     scripts/dynamodb_local.sh wait "http://127.0.0.1:$DDB_PORT" 120
-    costs "http://127.0.0.1:$DDB_PORT" "$COSTS_DDB_USERS" "$WORK/costs-ddb.md"
+    costs "http://127.0.0.1:$DDB_PORT" "$COSTS_DDB_USERS" "$WORK/costs-ddb.md" "" \
+        "Amazon DynamoDB Local ($(sed -n 's/^DDB_LOCAL_VERSION=\([0-9.]*\).*/\1/p' scripts/dynamodb_local.sh), scripts/dynamodb_local.sh)"
     kill "$DDB_PID" 2>/dev/null && wait "$DDB_PID" 2>/dev/null || true
     DDB_PID=""
 fi

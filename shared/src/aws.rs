@@ -62,7 +62,9 @@ pub fn https_client(endpoint: Option<&str>) -> SharedHttpClient {
         None
     };
     aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
         .tls_context(context.unwrap_or_default())
         .build_https()
 }

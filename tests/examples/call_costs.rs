@@ -282,6 +282,9 @@ async fn main() {
 }
 
 fn engine_name() -> String {
+    if let Ok(name) = std::env::var("COSTS_ENGINE") {
+        return name;
+    }
     match users_api_tests::external_endpoint() {
         Some(endpoint) => format!("the engine at {endpoint}"),
         None => "the embedded engine (dynoxide)".to_owned(),
