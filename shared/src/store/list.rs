@@ -113,6 +113,33 @@ pub(super) fn sort_key_of(user: &User, sort: Sort) -> String {
     }
 }
 
+/// The key condition of a walk of `index`'s partition `pk` that starts
+/// strictly after `after` in the walk's direction, with its placeholders.
+fn walk_key_condition(
+    index: Index,
+    pk: String,
+    after: Option<&str>,
+    ascending: bool,
+) -> (
+    String,
+    HashMap<String, String>,
+    HashMap<String, AttributeValue>,
+) {
+    let mut condition = "#ipk = :ipk".to_owned();
+    let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
+    let mut values = HashMap::from([(":ipk".to_owned(), s(pk))]);
+    if let Some(after) = after {
+        condition.push_str(if ascending {
+            " AND #isk > :after"
+        } else {
+            " AND #isk < :after"
+        });
+        names.insert("#isk".to_owned(), index.sk.to_owned());
+        values.insert(":after".to_owned(), s(after.to_owned()));
+    }
+    (condition, names, values)
+}
+
 pub(super) fn to_attribute_value(value: &ExprValue) -> AttributeValue {
     match value {
         ExprValue::S(text) => AttributeValue::S(text.clone()),
@@ -297,9 +324,12 @@ impl Store {
         let ascending = query.sort.order == SortOrder::Asc;
         let by_seen = query.sort.field == SortField::LastSeen;
         let limit = query.limit as usize;
-        let mut key_condition = "#ipk = :ipk".to_owned();
-        let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
-        let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
+        let (key_condition, mut names, mut values) = walk_key_condition(
+            index,
+            keys::users_index_pk(account),
+            after.as_ref().map(|p| p.key.as_str()),
+            ascending,
+        );
         // By lastSeen every page reads a snapshot, the first one too: fixed
         // before anything is read, so activity during the read moves nobody
         // into or out of the page.
@@ -308,15 +338,6 @@ impl Store {
             None if by_seen => Some(Timestamp::now()),
             None => None,
         };
-        if let Some(after) = &after {
-            key_condition.push_str(if ascending {
-                " AND #isk > :after"
-            } else {
-                " AND #isk < :after"
-            });
-            names.insert("#isk".to_owned(), index.sk.to_owned());
-            values.insert(":after".to_owned(), s(after.key.clone()));
-        }
         let filter_text = walk_filter(query.sort, &query.filters, as_of, &mut names, &mut values);
         let filtered = filter_text.is_some();
         let mut entries: Vec<Entry> = Vec::with_capacity(limit);
@@ -425,21 +446,12 @@ impl Store {
                     .min(READ_BUDGET - read)
                     .max(limit - users.len() + 1)
             };
-            let mut key_condition = "#ipk = :ipk".to_owned();
-            let mut names = HashMap::from([("#ipk".to_owned(), keys::BY_SEGMENT.pk.to_owned())]);
-            let mut values = HashMap::from([(
-                ":ipk".to_owned(),
-                s(keys::segment_members_pk(account, segment)),
-            )]);
-            if let Some(after) = &after {
-                key_condition.push_str(if ascending {
-                    " AND #isk > :after"
-                } else {
-                    " AND #isk < :after"
-                });
-                names.insert("#isk".to_owned(), keys::BY_SEGMENT.sk.to_owned());
-                values.insert(":after".to_owned(), s(after.clone()));
-            }
+            let (key_condition, names, values) = walk_key_condition(
+                keys::BY_SEGMENT,
+                keys::segment_members_pk(account, segment),
+                after.as_deref(),
+                ascending,
+            );
             let output = self
                 .client
                 .query()
