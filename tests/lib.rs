@@ -195,6 +195,18 @@ impl TestApi {
         }
     }
 
+    /// The same API on the same table, writing and reading each account's
+    /// sort indexes in `shards` shards.
+    pub fn with_index_shards(&self, shards: u16) -> TestApi {
+        let store = self.store.clone().with_index_shards(shards);
+        Self {
+            app: users_api::app(test_export_state(&store, self.files.clone())),
+            files: self.files.clone(),
+            store,
+            _store: self._store.clone(),
+        }
+    }
+
     /// Sends a request; `body` is sent as JSON.
     pub async fn call(
         &self,
@@ -352,7 +364,7 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
             id: user.id,
         };
         let mut items = vec![
-            to_item(&ProfileItem::new(&account, &user)).unwrap(),
+            to_item(&ProfileItem::new(&account, &user, store.index_shards())).unwrap(),
             to_item(&claim).unwrap(),
         ];
         for segment in &user.segments {

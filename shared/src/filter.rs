@@ -1,8 +1,9 @@
 //! Filters, match mode and sort: the grammar of `GET /users` and
 //! `POST /users/export`, parsed from both query forms (URL-encoded JSON array
 //! and bracket form) and from JSON bodies, and an evaluator
-//! [`FilterSet::matches`] that is the reference semantics the DynamoDB
-//! translation (`store::expression`) must agree with.
+//! [`FilterSet::matches`]: the one place filters are decided, for lists and
+//! exports alike (the store fetches the profiles an index walk keeps and
+//! applies it to them).
 //!
 //! Field names `userId`, `banned`, `segments`, `createdAt`, `lastSeen` and
 //! `conversations` name those user properties; every other field name must be

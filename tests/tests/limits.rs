@@ -215,7 +215,7 @@ fn attributes_of_size(target: usize) -> Map<String, Value> {
             created_at: Timestamp::now(),
             last_seen: Timestamp::now(),
         };
-        item_size(&to_item(&ProfileItem::new(&account, &user)).unwrap())
+        item_size(&to_item(&ProfileItem::new(&account, &user, 1)).unwrap())
     };
     // Full attributes while another one still fits, then one value of
     // four- and one-byte characters (at most 1,024) that lands on the byte.

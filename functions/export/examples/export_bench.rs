@@ -245,7 +245,11 @@ async fn seed_into(store: &Store, account: &AccountId, users: usize) -> Result<(
     for first in (0..users).step_by(BATCH) {
         let mut writes = Vec::with_capacity(BATCH);
         for i in first..(first + BATCH).min(users) {
-            let item = to_item(&ProfileItem::new(account, &bench_user(i, base)))?;
+            let item = to_item(&ProfileItem::new(
+                account,
+                &bench_user(i, base),
+                store.index_shards(),
+            ))?;
             writes.push(
                 WriteRequest::builder()
                     .put_request(PutRequest::builder().set_item(Some(item)).build()?)

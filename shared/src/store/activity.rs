@@ -4,7 +4,10 @@
 //! conversation item. The profile's conversation count is the
 //! optimistic-concurrency check, so concurrent recordings each land.
 //! The user's former place in the last-seen index stays behind as a ghost
-//! item for as long as a paging snapshot lives.
+//! item for as long as a paging snapshot lives. The new place is in the
+//! user's shard for the store's current shard count, so a user created
+//! before the count grew moves to its new shard at its next conversation
+//! (the index entry is rewritten anyway).
 
 use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
 use super::size::check_profile_fits;
@@ -79,6 +82,7 @@ impl Store {
                 UpdateExpr::default()
                     .set("#seen = :now")
                     .set("#since = :now")
+                    .set("gsi2pk = :seen_shard")
                     .set("gsi2sk = :seen_key")
                     .patch_map(attr::SESSION, "s", &conversation.session_attributes)
                     .add("#convs :one")
@@ -86,6 +90,13 @@ impl Store {
                     .name("#seen", attr::LAST_SEEN)
                     .name("#convs", attr::CONVERSATIONS)
                     .value(":now", n(now.millis()))
+                    .value(
+                        ":seen_shard",
+                        s(keys::users_index_pk(
+                            account,
+                            keys::user_index_shard(user, self.index_shards),
+                        )),
+                    )
                     .value(":seen_key", s(keys::time_sort_key(now, user)))
                     .value(":one", n(1))
                     .build(),

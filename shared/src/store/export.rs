@@ -2,11 +2,12 @@
 //! function send rows while it is still reading, in memory that does not grow
 //! with the account.
 //!
-//! - Filters (or none): the account's sort index is read in order with
-//!   `Query`, [`EXPORT_PAGE`] items per call and no read budget, filters going
-//!   to DynamoDB as the list's `FilterExpression`. Each page of the stream is
-//!   what one call matched (a call that matched nobody is skipped), so only
-//!   one page is held at a time. By `lastSeen` the walk reads the snapshot at
+//! - Filters (or none): the account's sort index (all its shards, merged) is
+//!   read in order, [`EXPORT_PAGE`] entries at a time and no read budget; the
+//!   profiles of a page's entries are fetched with `BatchGetItem` and
+//!   filtered in memory, as the list does. Each page of the stream is what
+//!   one page of entries matched (a page that matched nobody is skipped), so
+//!   only one page is held at a time. By `lastSeen` the walk reads the snapshot at
 //!   the export's start, ghosts included, exactly as the list pages (see
 //!   `list`): activity during the export neither repeats nor drops a user.
 //! - Filters an index answers (equality on `userId`, `default_email` or a
@@ -26,20 +27,20 @@
 //! ([`ExportPosition`], stored with the job as JSON), and a reader made from
 //! that position and the export's snapshot time goes on from there.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use super::items::{Item, s};
+use super::index_walk::IndexWalk;
 use super::keys;
-use super::list::{index_lookup, sort_index, sort_key_of, walk_filter};
+use super::list::{index_lookup, sort_index, sort_key_of};
 use super::read_ahead::{Sliced, WalkPlan};
 use crate::error::ApiError;
 use crate::export::{ExportRequest, ExportScope};
+use crate::filter::SortField;
 use crate::filter::{FilterSet, Sort, SortOrder};
 use crate::model::{AccountId, Timestamp, User};
 
@@ -75,8 +76,11 @@ impl Store {
             ExportPosition::Skip(skipped) => Source::Start(request.scope.clone(), skipped),
             ExportPosition::After(start) => match &request.scope {
                 ExportScope::Filters(filters) => {
-                    let plan = walk_plan(account, request.sort, filters.clone(), as_of);
-                    Source::Resume(plan, start.into_iter().map(|(k, v)| (k, s(v))).collect())
+                    let plan = self.walk_plan(account, request.sort, filters.clone(), as_of);
+                    match start.get(plan.index.sk) {
+                        Some(key) => Source::Resume(plan, key.clone()),
+                        None => Source::Failed("an export position without its sort key".into()),
+                    }
                 }
                 ExportScope::Users(_) => {
                     Source::Failed("an export of listed users cannot resume inside a walk".into())
@@ -102,8 +106,9 @@ impl Store {
 pub enum ExportPosition {
     /// Nothing handed out yet.
     Start,
-    /// A walk of the sort index, to go on after this index key (all of whose
-    /// attributes are strings).
+    /// A walk of the sort index, to go on after the sort key this map holds
+    /// under the index's sort-key attribute (positions saved before the
+    /// index was sharded hold the whole index key; only that part is read).
     After(BTreeMap<String, String>),
     /// A bounded scope read whole: this many users handed out already.
     Skip(u64),
@@ -140,8 +145,8 @@ enum Source {
     Start(ExportScope, u64),
     /// The first page of a walk of the sort index.
     Walk(Box<Walk>),
-    /// A walk to go on after this index key.
-    Resume(Arc<WalkPlan>, Item),
+    /// A walk to go on after this sort key.
+    Resume(Arc<WalkPlan>, String),
     /// The rest of a walk, read ahead in ranges.
     Sliced(Box<Sliced>),
     /// Users already read and sorted (at most 1000), handed out in pages.
@@ -155,7 +160,7 @@ enum Source {
 /// one `Query`; what follows it is read ahead in ranges ([`Sliced`]).
 struct Walk {
     plan: Arc<WalkPlan>,
-    start: Option<Item>,
+    walk: IndexWalk,
 }
 
 /// The plan of a walk of the account's index for `sort`. By `lastSeen` it
@@ -163,26 +168,24 @@ struct Walk {
 /// counts if it had its place by then, a ghost if its place was its user's
 /// then; so a user who is active during the export is exported once, at its
 /// place when the export began, and users created since are left out.
-fn walk_plan(
-    account: &AccountId,
-    sort: Sort,
-    filters: FilterSet,
-    as_of: Timestamp,
-) -> Arc<WalkPlan> {
-    let index = sort_index(sort);
-    let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
-    let mut values = HashMap::from([(":ipk".to_owned(), s(keys::users_index_pk(account)))]);
-    let filter_text = walk_filter(sort, &filters, Some(as_of), &mut names, &mut values);
-    Arc::new(WalkPlan {
-        account: account.clone(),
-        index,
-        ascending: sort.order == SortOrder::Asc,
-        filters,
-        filter_text,
-        names,
-        values,
-        page_items: EXPORT_PAGE as i32,
-    })
+impl Store {
+    fn walk_plan(
+        &self,
+        account: &AccountId,
+        sort: Sort,
+        filters: FilterSet,
+        as_of: Timestamp,
+    ) -> Arc<WalkPlan> {
+        Arc::new(WalkPlan {
+            account: account.clone(),
+            index: sort_index(sort),
+            pks: keys::users_index_pks(account, self.index_shards),
+            ascending: sort.order == SortOrder::Asc,
+            filters,
+            as_of: (sort.field == SortField::LastSeen).then_some(as_of),
+            page_items: EXPORT_PAGE,
+        })
+    }
 }
 
 /// Orders users as the sort index would: by the sort's time, ties by id.
@@ -222,19 +225,18 @@ impl ExportReader {
                     self.position = ExportPosition::Skip(self.emitted);
                     return Ok(Some(page));
                 }
-                Source::Walk(walk) => {
-                    let page = self
-                        .store
-                        .walk_query(&walk.plan, None, walk.start.clone())
-                        .await?;
-                    self.position = match page.next {
-                        Some(next) => {
-                            let position = ExportPosition::After(string_key(&next)?);
-                            self.source = Source::Resume(walk.plan, next);
-                            position
-                        }
-                        None => ExportPosition::End,
+                Source::Walk(mut first) => {
+                    let Some(page) = self.store.walk_page(&first.plan, &mut first.walk).await?
+                    else {
+                        self.position = ExportPosition::End;
+                        return Ok(None);
                     };
+                    if first.walk.finished() {
+                        self.position = ExportPosition::End;
+                    } else {
+                        self.position = position_after(&first.plan, &page.last_key);
+                        self.source = Source::Resume(first.plan, page.last_key);
+                    }
                     if !page.users.is_empty() {
                         return Ok(Some(page.users));
                     }
@@ -245,9 +247,7 @@ impl ExportReader {
                 }
                 Source::Sliced(mut sliced) => match sliced.next().await? {
                     Some(page) => {
-                        if let Some(key) = &page.last_key {
-                            self.position = ExportPosition::After(string_key(key)?);
-                        }
+                        self.position = position_after(&sliced.plan, &page.last_key);
                         self.source = Source::Sliced(sliced);
                         if !page.users.is_empty() {
                             return Ok(Some(page.users));
@@ -298,10 +298,11 @@ impl ExportReader {
                         .collect();
                     return Ok(self.loaded(matching));
                 }
-                Ok(Source::Walk(Box::new(Walk {
-                    plan: walk_plan(&self.account, self.sort, filters, self.as_of),
-                    start: None,
-                })))
+                let plan = self
+                    .store
+                    .walk_plan(&self.account, self.sort, filters, self.as_of);
+                let walk = self.store.walk_of(&plan, None, None);
+                Ok(Source::Walk(Box::new(Walk { plan, walk })))
             }
         }
     }
@@ -312,16 +313,9 @@ impl ExportReader {
     }
 }
 
-/// An index key as strings (every key attribute of the table is one).
-fn string_key(key: &Item) -> Result<BTreeMap<String, String>, ApiError> {
-    key.iter()
-        .map(|(name, value)| match value {
-            AttributeValue::S(text) => Ok((name.clone(), text.clone())),
-            _ => Err(ApiError::Internal(format!(
-                "index key attribute {name} is not a string"
-            ))),
-        })
-        .collect()
+/// The position after the sort key `key` of `plan`'s index.
+fn position_after(plan: &WalkPlan, key: &str) -> ExportPosition {
+    ExportPosition::After(BTreeMap::from([(plan.index.sk.to_owned(), key.to_owned())]))
 }
 
 #[cfg(test)]

@@ -77,8 +77,10 @@ pub struct ProfileItem {
 }
 
 impl ProfileItem {
-    pub fn new(account: &AccountId, user: &User) -> Self {
-        let users = keys::users_index_pk(account);
+    /// The profile of `user`, placed in its shard of the account's sort
+    /// indexes when they are written in `index_shards` shards.
+    pub fn new(account: &AccountId, user: &User, index_shards: u16) -> Self {
+        let users = keys::users_index_pk(account, keys::user_index_shard(user.id, index_shards));
         Self {
             pk: keys::user_pk(account, user.id),
             sk: keys::PROFILE_SK.to_owned(),
@@ -364,7 +366,7 @@ mod tests {
         user.session_attributes
             .insert("group-selected".into(), "14".into());
         user.conversations = 3;
-        let item = to_item(&ProfileItem::new(&account, &user)).unwrap();
+        let item = to_item(&ProfileItem::new(&account, &user, 1)).unwrap();
         assert!(matches!(item.get("segs"), Some(AttributeValue::Ss(_))));
         assert!(matches!(item.get("createdAt"), Some(AttributeValue::N(_))));
         assert!(matches!(
@@ -384,7 +386,7 @@ mod tests {
         let account = AccountId::parse("acme").unwrap();
         let mut user = sample_user();
         user.attributes.0.remove("default_email");
-        let item = to_item(&ProfileItem::new(&account, &user)).unwrap();
+        let item = to_item(&ProfileItem::new(&account, &user, 1)).unwrap();
         assert!(!item.contains_key("segs"));
         assert!(!item.contains_key("gsi3pk"));
         let back: ProfileItem = from_item(item).unwrap();

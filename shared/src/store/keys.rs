@@ -11,7 +11,7 @@
 //!
 //! | item              | pk                          | sk          | index keys |
 //! |-------------------|-----------------------------|-------------|------------|
-//! | user profile      | `A#{acct}#U#{id}`           | `P`         | `gsi1` created, `gsi2` last seen, `gsi3` e-mail (hashed) |
+//! | user profile      | `A#{acct}#U#{id}`           | `P`         | `gsi1` created, `gsi2` last seen (both sharded), `gsi3` e-mail (hashed) |
 //! | conversation      | `A#{acct}#U#{id}`           | `C#{convId}`| — |
 //! | membership        | `A#{acct}#U#{id}`           | `M#{segId}` | `gsi4` = segment members |
 //! | `userId` claim    | `A#{acct}#UID#{sha256(userId)}` | `K`     | — |
@@ -24,6 +24,13 @@
 //! | export job pointer| `XJOB#{shard}`              | the job's pk | — |
 //! | token             | `T#{sha256(token)}`         | `T`         | — |
 //! | account           | `ACCOUNT#{acct}`            | `A`         | — |
+//!
+//! The users of an account are written to its sort indexes in
+//! [`user_index_shard`]`(id, N)` shards (`A#{acct}#USERS`, then
+//! `A#{acct}#USERS#1` … `#N-1`), so that a busy account's index writes are
+//! spread over N partitions; a walk reads all N and merges them
+//! (`index_walk`). Shard 0 is the unsharded key, so data written with a
+//! smaller N is found by a walk with a larger one: N may grow, never shrink.
 
 use sha2::{Digest, Sha256};
 
@@ -46,37 +53,55 @@ pub const MEMBERSHIP_PREFIX: &str = "M#";
 pub const GHOST_PREFIX: &str = "G#";
 pub const CURSOR_SK: &str = "R";
 
-/// A global secondary index: its name and key attributes.
+/// A global secondary index: its name, key attributes and what it projects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Index {
     pub name: &'static str,
     pub pk: &'static str,
     pub sk: &'static str,
+    /// The non-key attributes the index carries; `None` for all of them.
+    pub projects: Option<&'static [&'static str]>,
 }
 
-/// Users (and segments) of an account by creation time.
+/// Users (and segments) of an account by creation time. Keys only: a walk
+/// fetches the items it keeps, so no profile write but a creation or an
+/// erasure ever touches this index.
 pub const BY_CREATED: Index = Index {
-    name: "by_created",
+    name: "by_created_keys",
     pk: "gsi1pk",
     sk: "gsi1sk",
+    projects: Some(&[]),
 };
-/// Users of an account by last activity.
+/// Users of an account by last activity, with what a paging snapshot
+/// decides on (when a profile took its place; a ghost's validity), so the
+/// snapshot rule needs no profile. Every conversation moves the user here;
+/// the entry it moves is these few bytes, not the profile.
 pub const BY_SEEN: Index = Index {
-    name: "by_seen",
+    name: "by_seen_slim",
     pk: "gsi2pk",
     sk: "gsi2sk",
+    projects: Some(&[
+        "seenSince",
+        "createdAt",
+        "ghostOf",
+        "validFrom",
+        "validUntil",
+    ]),
 };
-/// Users of an account with one e-mail address, by creation time.
+/// Users of an account with one e-mail address, by creation time (keys only).
 pub const BY_EMAIL: Index = Index {
-    name: "by_email",
+    name: "by_email_keys",
     pk: "gsi3pk",
     sk: "gsi1sk",
+    projects: Some(&[]),
 };
-/// Members of a segment (membership items), by user id.
+/// Members of a segment (membership items, a few bytes each, written only
+/// when memberships change), by user id.
 pub const BY_SEGMENT: Index = Index {
     name: "by_segment",
     pk: "gsi4pk",
     sk: "gsi4sk",
+    projects: None,
 };
 
 pub const INDEXES: [Index; 4] = [BY_CREATED, BY_SEEN, BY_EMAIL, BY_SEGMENT];
@@ -90,8 +115,35 @@ pub fn user_id_of_pk(pk: &str) -> Option<ObjectId> {
     pk.rsplit_once("#U#")?.1.parse().ok()
 }
 
-pub fn users_index_pk(account: &AccountId) -> String {
-    format!("A#{account}#USERS")
+/// Most shards an account's sort indexes may be written in.
+pub const MAX_USER_INDEX_SHARDS: u16 = 64;
+
+/// The partition of shard `shard` of the account's sort indexes; shard 0 is
+/// the unsharded key.
+pub fn users_index_pk(account: &AccountId, shard: u16) -> String {
+    match shard {
+        0 => format!("A#{account}#USERS"),
+        shard => format!("A#{account}#USERS#{shard}"),
+    }
+}
+
+/// Every partition a walk of the account's sort indexes reads.
+pub fn users_index_pks(account: &AccountId, shards: u16) -> Vec<String> {
+    (0..shards.max(1))
+        .map(|shard| users_index_pk(account, shard))
+        .collect()
+}
+
+/// The shard of the user `id` among `shards`: FNV-1a of the id, so users
+/// spread evenly whatever their ids' time and counter parts.
+pub fn user_index_shard(id: ObjectId, shards: u16) -> u16 {
+    let hash = id
+        .to_string()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+    (hash % u64::from(shards.max(1))) as u16
 }
 
 pub fn segments_index_pk(account: &AccountId) -> String {
@@ -214,6 +266,32 @@ mod tests {
         }
         assert_eq!(email_pk(&account, "a@b.c"), email_pk(&account, "a@b.c"));
         assert_ne!(email_pk(&account, "a@b.c"), email_pk(&account, "A@b.c"));
+    }
+
+    #[test]
+    fn users_spread_evenly_over_the_index_shards() {
+        let account = AccountId::parse("acme").unwrap();
+        assert_eq!(users_index_pk(&account, 0), "A#acme#USERS");
+        assert_eq!(users_index_pk(&account, 3), "A#acme#USERS#3");
+        assert_eq!(users_index_pks(&account, 1), ["A#acme#USERS"]);
+        assert_eq!(users_index_pks(&account, 4).len(), 4);
+        for shards in [1_u16, 4, 16] {
+            let mut counts = vec![0_u32; usize::from(shards)];
+            for _ in 0..16_000 {
+                let shard = user_index_shard(ObjectId::new(), shards);
+                counts[usize::from(shard)] += 1;
+            }
+            let expected = 16_000 / u32::from(shards);
+            for count in counts {
+                assert!(
+                    count.abs_diff(expected) < expected / 5 + 20,
+                    "{shards}: {count}"
+                );
+            }
+        }
+        // One user always lands in the same shard.
+        let id = ObjectId::new();
+        assert_eq!(user_index_shard(id, 16), user_index_shard(id, 16));
     }
 
     #[test]

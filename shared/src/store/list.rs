@@ -1,9 +1,12 @@
 //! `GET /users` (and the export's walk): users of one account in sort order.
 //!
 //! The walk reads the account's created-at or last-seen index in order with
-//! `Query`, never `Scan`, resuming strictly after the cursor's sort key.
-//! Filters go to DynamoDB as a `FilterExpression`; the walk stops when the
-//! page is full or a read budget is spent, and then says where to go on.
+//! `Query`, never `Scan` (all its shards, merged: `index_walk`), resuming
+//! strictly after the cursor's sort key. The indexes hold keys, not
+//! profiles, so the walk fetches the profiles of the entries it keeps
+//! (`BatchGetItem`) and filters them in memory with the reference evaluator;
+//! it stops when the page is full or a read budget is spent, and then says
+//! where to go on.
 //! Equality on `userId`, `default_email` or a segment is answered from an
 //! index instead: a lookup narrows the account to a handful of candidates,
 //! which are filtered and sorted in memory by the reference evaluator.
@@ -25,12 +28,8 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use aws_sdk_dynamodb::types::AttributeValue;
-
-use super::expression::{ExprValue, filter_expression};
-use super::items::{
-    CursorItem, GhostItem, Item, ProfileItem, SegmentItem, attr, from_item, key, n, s, to_item,
-};
+use super::index_walk::{IndexWalk, key_condition};
+use super::items::{CursorItem, Item, ProfileItem, SegmentItem, from_item, key, s, to_item};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
@@ -52,13 +51,6 @@ pub const CURSOR_LIFETIME_SECONDS: i64 = 3_600;
 pub(crate) struct Position {
     pub key: String,
     pub as_of: Option<Timestamp>,
-}
-
-/// One entry of the index as the walk meets it.
-pub(super) enum Entry {
-    User(User),
-    /// A user's former place: resolved to the user after the page is read.
-    Ghost(ObjectId),
 }
 
 /// One page of users and where the next one starts.
@@ -111,91 +103,6 @@ pub(super) fn sort_key_of(user: &User, sort: Sort) -> String {
         SortField::CreatedAt => keys::time_sort_key(user.created_at, user.id),
         SortField::LastSeen => keys::time_sort_key(user.last_seen, user.id),
     }
-}
-
-/// The key condition of a walk of `index`'s partition `pk` that starts
-/// strictly after `after` in the walk's direction, with its placeholders.
-fn walk_key_condition(
-    index: Index,
-    pk: String,
-    after: Option<&str>,
-    ascending: bool,
-) -> (
-    String,
-    HashMap<String, String>,
-    HashMap<String, AttributeValue>,
-) {
-    let mut condition = "#ipk = :ipk".to_owned();
-    let mut names = HashMap::from([("#ipk".to_owned(), index.pk.to_owned())]);
-    let mut values = HashMap::from([(":ipk".to_owned(), s(pk))]);
-    if let Some(after) = after {
-        condition.push_str(if ascending {
-            " AND #isk > :after"
-        } else {
-            " AND #isk < :after"
-        });
-        names.insert("#isk".to_owned(), index.sk.to_owned());
-        values.insert(":after".to_owned(), s(after.to_owned()));
-    }
-    (condition, names, values)
-}
-
-pub(super) fn to_attribute_value(value: &ExprValue) -> AttributeValue {
-    match value {
-        ExprValue::S(text) => AttributeValue::S(text.clone()),
-        ExprValue::N(number) => AttributeValue::N(number.to_string()),
-        ExprValue::Bool(flag) => AttributeValue::Bool(*flag),
-    }
-}
-
-/// The `FilterExpression` of a walk over `sort`'s index: the user's filters
-/// and, on the last-seen index, the ghost rule — outside a snapshot ghosts are
-/// skipped; under snapshot `as_of` a profile counts if it had its place by
-/// then and a ghost if its place was its user's then (see the module doc).
-/// Adds the placeholders it uses to `names` and `values`.
-pub(super) fn walk_filter(
-    sort: Sort,
-    filters: &FilterSet,
-    as_of: Option<Timestamp>,
-    names: &mut HashMap<String, String>,
-    values: &mut HashMap<String, AttributeValue>,
-) -> Option<String> {
-    let filter = filter_expression(filters);
-    if let Some(filter) = &filter {
-        names.extend(filter.names.iter().map(|(k, v)| (k.clone(), v.clone())));
-        values.extend(
-            filter
-                .values
-                .iter()
-                .map(|(k, v)| (k.clone(), to_attribute_value(v))),
-        );
-    }
-    let user_filter = filter.map(|f| f.text);
-    if sort.field != SortField::LastSeen {
-        return user_filter;
-    }
-    names.insert("#ghost".to_owned(), attr::GHOST_OF.to_owned());
-    let Some(as_of) = as_of else {
-        return Some(match user_filter {
-            Some(f) => format!("(attribute_not_exists(#ghost) AND {f})"),
-            None => "attribute_not_exists(#ghost)".to_owned(),
-        });
-    };
-    names.extend([
-        ("#vfrom".to_owned(), attr::VALID_FROM.to_owned()),
-        ("#vuntil".to_owned(), attr::VALID_UNTIL.to_owned()),
-        ("#since".to_owned(), attr::SEEN_SINCE.to_owned()),
-        ("#created".to_owned(), attr::CREATED_AT.to_owned()),
-    ]);
-    values.insert(":asof".to_owned(), n(as_of.millis()));
-    let placed = "(#since <= :asof OR (attribute_not_exists(#since) AND #created <= :asof))";
-    let profile = match user_filter {
-        Some(f) => format!("(attribute_not_exists(#ghost) AND {placed} AND {f})"),
-        None => format!("(attribute_not_exists(#ghost) AND {placed})"),
-    };
-    Some(format!(
-        "({profile} OR (attribute_exists(#ghost) AND #vfrom <= :asof AND #vuntil > :asof))"
-    ))
 }
 
 impl Store {
@@ -311,8 +218,10 @@ impl Store {
         Ok(id)
     }
 
-    /// Walks the sort index from `after`, filtering in DynamoDB, until the
-    /// page is full, the index ends, or `budget` items have been read.
+    /// Walks the sort index from `after` (all its shards, merged) until the
+    /// page is full, the index ends, or `budget` index entries have been
+    /// read. The entries that count (the snapshot rule, see the module doc)
+    /// are fetched a batch at a time and filtered in memory.
     pub(crate) async fn walk(
         &self,
         account: &AccountId,
@@ -320,16 +229,10 @@ impl Store {
         after: Option<Position>,
         budget: usize,
     ) -> Result<Page, ApiError> {
-        let index = sort_index(query.sort);
         let ascending = query.sort.order == SortOrder::Asc;
         let by_seen = query.sort.field == SortField::LastSeen;
         let limit = query.limit as usize;
-        let (key_condition, mut names, mut values) = walk_key_condition(
-            index,
-            keys::users_index_pk(account),
-            after.as_ref().map(|p| p.key.as_str()),
-            ascending,
-        );
+        let filtered = !query.filters.filters.is_empty();
         // By lastSeen every page reads a snapshot, the first one too: fixed
         // before anything is read, so activity during the read moves nobody
         // into or out of the page.
@@ -338,71 +241,60 @@ impl Store {
             None if by_seen => Some(Timestamp::now()),
             None => None,
         };
-        let filter_text = walk_filter(query.sort, &query.filters, as_of, &mut names, &mut values);
-        let filtered = filter_text.is_some();
-        let mut entries: Vec<Entry> = Vec::with_capacity(limit);
+        let mut walk = IndexWalk::new(
+            self,
+            sort_index(query.sort),
+            keys::users_index_pks(account, self.index_shards),
+            ascending,
+            None,
+            after.as_ref().map(|p| p.key.as_str()),
+            // A filtered walk's first reads stay near one batch, however many shards.
+            if filtered {
+                FILTERED_READ
+                    .div_ceil(usize::from(self.index_shards))
+                    .max(limit + 1)
+            } else {
+                limit + 1
+            },
+        );
+        let mut users: Vec<User> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
         let mut more = false;
-        let mut read = 0usize;
-        let mut start: Option<Item> = None;
-        'pages: loop {
-            // Unfiltered, one item beyond the page tells whether another page exists.
+        'batches: loop {
+            // Unfiltered, one entry beyond the page tells whether another page exists.
             let want = if filtered {
-                FILTERED_READ.min(budget - read)
+                FILTERED_READ.min(budget.saturating_sub(walk.read())).max(1)
             } else {
-                limit - entries.len() + 1
+                limit - users.len() + 1
             };
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(index.name)
-                .key_condition_expression(&key_condition)
-                .set_filter_expression(filter_text.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(ascending)
-                .limit(want as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query users", e))?;
-            read += output.scanned_count.max(0) as usize;
-            for item in output.items.unwrap_or_default() {
-                if entries.len() == limit {
+            let entries = walk.next(want).await?;
+            if entries.is_empty() {
+                break;
+            }
+            let mut found = self
+                .users_of_entries(account, entries.iter().filter(|entry| entry.counts(as_of)))
+                .await?;
+            for entry in entries {
+                if users.len() == limit {
                     more = true;
-                    break 'pages;
+                    break 'batches;
                 }
-                let sort_key = item
-                    .get(index.sk)
-                    .and_then(|v| v.as_s().ok())
-                    .cloned()
-                    .unwrap_or_default();
-                if item.contains_key(attr::GHOST_OF) {
-                    entries.push(Entry::Ghost(from_item::<GhostItem>(item)?.ghost_of));
-                } else {
-                    entries.push(Entry::User(from_item::<ProfileItem>(item)?.into_user()));
+                // A user erased meanwhile is not shown.
+                if entry.counts(as_of)
+                    && let Some(user) = found.remove(&entry.user)
+                    && query.filters.matches(&user)
+                {
+                    users.push(user);
                 }
-                last_key = Some(sort_key);
+                last_key = Some(entry.sort_key);
             }
-            let Some(evaluated) = output.last_evaluated_key else {
-                break;
-            };
-            if entries.len() == limit {
-                more = true;
-                break;
-            }
-            if read >= budget {
-                // The page is short: go on after the last item read, matched or not.
-                last_key = evaluated.get(index.sk).and_then(|v| v.as_s().ok()).cloned();
-                more = true;
+            if users.len() == limit || walk.read() >= budget {
+                // A full page, or a short one that goes on after the last
+                // entry read, matched or not.
+                more = !walk.finished();
                 break;
             }
-            start = Some(evaluated);
         }
-        let users = self
-            .resolve_entries(account, entries, &query.filters)
-            .await?;
         let next = match last_key.filter(|_| more) {
             None => None,
             Some(key) if by_seen => Some(
@@ -446,9 +338,10 @@ impl Store {
                     .min(READ_BUDGET - read)
                     .max(limit - users.len() + 1)
             };
-            let (key_condition, names, values) = walk_key_condition(
+            let (key_condition, names, values) = key_condition(
                 keys::BY_SEGMENT,
                 keys::segment_members_pk(account, segment),
+                None,
                 after.as_deref(),
                 ascending,
             );
@@ -537,39 +430,6 @@ impl Store {
         }
     }
 
-    /// Turns a page's entries into users, fetching the users behind ghosts
-    /// (and filtering them in memory, since a ghost holds no attributes).
-    pub(super) async fn resolve_entries(
-        &self,
-        account: &AccountId,
-        entries: Vec<Entry>,
-        filters: &FilterSet,
-    ) -> Result<Vec<User>, ApiError> {
-        let ghosts: Vec<ObjectId> = entries
-            .iter()
-            .filter_map(|e| match e {
-                Entry::Ghost(id) => Some(*id),
-                Entry::User(_) => None,
-            })
-            .collect();
-        let mut behind: HashMap<ObjectId, User> = if ghosts.is_empty() {
-            HashMap::new()
-        } else {
-            self.users_by_id(account, &ghosts)
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u))
-                .collect()
-        };
-        Ok(entries
-            .into_iter()
-            .filter_map(|entry| match entry {
-                Entry::User(user) => Some(user),
-                Entry::Ghost(id) => behind.remove(&id).filter(|user| filters.matches(user)),
-            })
-            .collect())
-    }
-
     /// The users an index lookup finds, or `None` when there are too many to
     /// handle in memory (the caller then walks the sort index instead).
     pub(super) async fn candidates(
@@ -587,7 +447,8 @@ impl Store {
                 ))
             }
             Lookup::Email(email) => {
-                let mut users = Vec::new();
+                // The index holds keys only: the users are fetched by id.
+                let mut ids = Vec::new();
                 let mut start = None;
                 loop {
                     let output = self
@@ -603,15 +464,17 @@ impl Store {
                         .send()
                         .await
                         .map_err(|e| sdk_error("Query email", e))?;
-                    for item in output.items.unwrap_or_default() {
-                        users.push(from_item::<ProfileItem>(item)?.into_user());
-                    }
-                    if users.len() > READ_BUDGET {
+                    ids.extend(
+                        output.items.unwrap_or_default().iter().filter_map(|item| {
+                            keys::user_id_of_pk(item.get(keys::PK)?.as_s().ok()?)
+                        }),
+                    );
+                    if ids.len() > READ_BUDGET {
                         return Ok(None);
                     }
                     start = output.last_evaluated_key;
                     if start.is_none() {
-                        return Ok(Some(users));
+                        return self.users_by_id(account, &ids).await.map(Some);
                     }
                 }
             }

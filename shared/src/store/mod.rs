@@ -11,7 +11,7 @@ mod cleanup;
 mod conversations;
 mod export;
 mod export_jobs;
-pub mod expression;
+mod index_walk;
 pub mod items;
 pub mod keys;
 mod list;
@@ -48,6 +48,9 @@ pub use tokens::{hash_token, new_token};
 pub const TABLE_ENV: &str = "TABLE_NAME";
 /// The table name when none is configured.
 pub const DEFAULT_TABLE: &str = "users-api";
+/// The environment variable with the number of shards of each account's
+/// sort indexes (see [`keys::users_index_pk`]); 1 when unset.
+pub const INDEX_SHARDS_ENV: &str = "USERS_INDEX_SHARDS";
 
 /// The DynamoDB-backed store. Cheap to clone: clones share one client.
 #[derive(Clone)]
@@ -57,6 +60,9 @@ pub struct Store {
     /// What the store's calls have cost since it was made.
     meter: Meter,
     cleanup: CleanupConfig,
+    /// Shards of each account's sort indexes: where new entries go, and how
+    /// many partitions a walk merges.
+    index_shards: u16,
 }
 
 /// How long one attempt of a DynamoDB call may take before the SDK gives it
@@ -89,7 +95,19 @@ impl Store {
             table: table.into(),
             meter,
             cleanup: CleanupConfig::default(),
+            index_shards: 1,
         }
+    }
+
+    /// The same store writing and reading each account's sort indexes in
+    /// `shards` shards (1 to [`keys::MAX_USER_INDEX_SHARDS`]).
+    pub fn with_index_shards(mut self, shards: u16) -> Self {
+        self.index_shards = shards.clamp(1, keys::MAX_USER_INDEX_SHARDS);
+        self
+    }
+
+    pub fn index_shards(&self) -> u16 {
+        self.index_shards
     }
 
     /// The same store with another clean-up configuration.
@@ -109,7 +127,9 @@ impl Store {
             .timeout_config(timeouts)
             .load()
             .await;
-        Self::new(Client::new(&config), table).with_cleanup(CleanupConfig::from_env())
+        Self::new(Client::new(&config), table)
+            .with_cleanup(CleanupConfig::from_env())
+            .with_index_shards(index_shards_from_env())
     }
 
     pub fn table(&self) -> &str {
@@ -129,6 +149,22 @@ impl Store {
     /// cost).
     pub fn items_read(&self) -> u64 {
         self.meter.reading().items_read
+    }
+}
+
+/// The shard count [`INDEX_SHARDS_ENV`] names. A value that is not a number
+/// from 1 to [`keys::MAX_USER_INDEX_SHARDS`] stops the process: guessing
+/// could read fewer shards than the data is written in.
+fn index_shards_from_env() -> u16 {
+    match std::env::var(INDEX_SHARDS_ENV) {
+        Err(_) => 1,
+        Ok(text) => match text.trim().parse::<u16>() {
+            Ok(shards) if (1..=keys::MAX_USER_INDEX_SHARDS).contains(&shards) => shards,
+            _ => panic!(
+                "{INDEX_SHARDS_ENV} must be a number from 1 to {}, not {text:?}",
+                keys::MAX_USER_INDEX_SHARDS
+            ),
+        },
     }
 }
 

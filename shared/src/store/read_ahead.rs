@@ -15,144 +15,86 @@
 //! Sort keys are `{13-digit millis}#{id}` ([`keys::time_sort_key`]), so a
 //! range of time is a `BETWEEN` of two key prefixes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
-use aws_sdk_dynamodb::types::AttributeValue;
 use tokio::sync::mpsc;
 
 use super::Store;
-use super::items::{GhostItem, Item, ProfileItem, attr, from_item, s};
-use super::keys::{self, Index};
-use super::list::Entry;
-use super::sdk_error;
+use super::index_walk::{IndexWalk, KeyRange};
+use super::keys::Index;
 use crate::error::ApiError;
 use crate::filter::FilterSet;
-use crate::model::{AccountId, User};
+use crate::model::{AccountId, Timestamp, User};
 
 /// Ranges read at the same time.
 pub const READ_AHEAD_SLICES: usize = 4;
 /// Pages a range's task may hold ready for the reader.
 pub const PAGES_AHEAD: usize = 2;
 
-/// The fixed parts of a walk's `Query`.
+/// The fixed parts of a walk.
 #[derive(Debug)]
 pub(super) struct WalkPlan {
     pub account: AccountId,
     pub index: Index,
+    /// The partitions (shards) of the account's index.
+    pub pks: Vec<String>,
     pub ascending: bool,
-    /// The filters, for the users behind ghosts (checked in memory).
+    /// Applied to the users the walk fetches.
     pub filters: FilterSet,
-    pub filter_text: Option<String>,
-    pub names: HashMap<String, String>,
-    pub values: HashMap<String, AttributeValue>,
-    /// Items per `Query` call.
-    pub page_items: i32,
+    /// The snapshot a last-seen walk reads (see `list`).
+    pub as_of: Option<Timestamp>,
+    /// Index entries per page (and per shard and `Query` call).
+    pub page_items: usize,
 }
 
-/// Sort keys from `from` to `to`, both included (prefixes of time).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct KeyRange {
-    from: String,
-    to: String,
-}
-
-/// One `Query` call's result.
+/// One page of a walk.
 pub(super) struct PageRead {
-    /// The users it matched (ghosts resolved), in index order.
+    /// The users it matched, in index order.
     pub users: Vec<User>,
-    /// The index key of the last item it returned, if any: where a walk
-    /// resumes after this page.
-    pub last_key: Option<Item>,
-    /// Where the next call starts; `None` when the range (or index) is done.
-    pub next: Option<Item>,
+    /// The sort key of the last entry it read: where a walk resumes after it.
+    pub last_key: String,
 }
 
 impl Store {
-    /// One `Query` call of a walk, within `range` when given.
-    pub(super) async fn walk_query(
+    /// A walk of `plan`'s index within `range` and after `after` when given.
+    pub(super) fn walk_of(
         &self,
         plan: &WalkPlan,
         range: Option<&KeyRange>,
-        start: Option<Item>,
-    ) -> Result<PageRead, ApiError> {
-        let mut names = plan.names.clone();
-        let mut values = plan.values.clone();
-        let mut condition = "#ipk = :ipk".to_owned();
-        if let Some(range) = range {
-            condition.push_str(" AND #isk BETWEEN :from AND :to");
-            names.insert("#isk".to_owned(), plan.index.sk.to_owned());
-            values.insert(":from".to_owned(), s(&range.from));
-            values.insert(":to".to_owned(), s(&range.to));
-        }
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(plan.index.name)
-            .key_condition_expression(condition)
-            .set_filter_expression(plan.filter_text.clone())
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .scan_index_forward(plan.ascending)
-            .limit(plan.page_items)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query users for export", e))?;
-        let items = output.items.unwrap_or_default();
-        let last_key = items.last().map(|item| index_key(item, plan.index));
-        let mut entries = Vec::with_capacity(items.len());
-        for item in items {
-            if item.contains_key(attr::GHOST_OF) {
-                entries.push(Entry::Ghost(from_item::<GhostItem>(item)?.ghost_of));
-            } else {
-                entries.push(Entry::User(from_item::<ProfileItem>(item)?.into_user()));
-            }
-        }
-        let users = self
-            .resolve_entries(&plan.account, entries, &plan.filters)
-            .await?;
-        Ok(PageRead {
-            users,
-            last_key: output.last_evaluated_key.clone().or(last_key),
-            next: output.last_evaluated_key,
-        })
+        after: Option<&str>,
+    ) -> IndexWalk {
+        IndexWalk::new(
+            self,
+            plan.index,
+            plan.pks.clone(),
+            plan.ascending,
+            range,
+            after,
+            plan.page_items,
+        )
     }
 
-    /// The sort key at the far end of the index from where a walk is
-    /// (the last key for an ascending walk, the first for a descending one).
-    async fn far_end(&self, plan: &WalkPlan) -> Result<Option<String>, ApiError> {
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(plan.index.name)
-            .key_condition_expression("#ipk = :ipk")
-            .expression_attribute_names("#ipk", plan.index.pk)
-            .expression_attribute_values(":ipk", plan.values[":ipk"].clone())
-            .scan_index_forward(!plan.ascending)
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query index end", e))?;
-        Ok(output
-            .items
-            .unwrap_or_default()
-            .first()
-            .and_then(|item| item.get(plan.index.sk))
-            .and_then(|value| value.as_s().ok())
-            .cloned())
+    /// The next page of `walk`: up to `plan.page_items` entries, the users of
+    /// those that count fetched and filtered; `None` at the walk's end.
+    pub(super) async fn walk_page(
+        &self,
+        plan: &WalkPlan,
+        walk: &mut IndexWalk,
+    ) -> Result<Option<PageRead>, ApiError> {
+        let entries = walk.next(plan.page_items).await?;
+        let Some(last) = entries.last() else {
+            return Ok(None);
+        };
+        let last_key = last.sort_key.clone();
+        let counting = || entries.iter().filter(|entry| entry.counts(plan.as_of));
+        let mut found = self.users_of_entries(&plan.account, counting()).await?;
+        let users = counting()
+            .filter_map(|entry| found.remove(&entry.user))
+            .filter(|user| plan.filters.matches(user))
+            .collect();
+        Ok(Some(PageRead { users, last_key }))
     }
-}
-
-/// The key attributes of an index item (table and index keys): what
-/// `ExclusiveStartKey` takes.
-fn index_key(item: &Item, index: Index) -> Item {
-    [keys::PK, keys::SK, index.pk, index.sk]
-        .iter()
-        .filter_map(|name| Some(((*name).to_owned(), item.get(*name)?.clone())))
-        .collect()
 }
 
 /// The millis a sort key starts with.
@@ -192,7 +134,7 @@ type Delivery = Result<PageRead, ApiError>;
 /// The rest of a walk, read ahead in ranges.
 pub(super) struct Sliced {
     store: Store,
-    plan: Arc<WalkPlan>,
+    pub plan: Arc<WalkPlan>,
     /// Ranges being read, in order, with their tasks' channels.
     reading: VecDeque<mpsc::Receiver<Delivery>>,
     /// Ranges not started yet, in order.
@@ -200,17 +142,14 @@ pub(super) struct Sliced {
 }
 
 impl Sliced {
-    /// The walk from after `start` (an index key) to the index's end.
+    /// The walk from after the sort key `start` to the index's end.
     pub(super) async fn after(
         store: &Store,
         plan: Arc<WalkPlan>,
-        start: Item,
+        start: String,
     ) -> Result<Self, ApiError> {
-        let near = start
-            .get(plan.index.sk)
-            .and_then(|value| value.as_s().ok())
-            .and_then(|key| millis_of(key));
-        let far = store.far_end(&plan).await?;
+        let near = millis_of(&start);
+        let far = store.far_end(plan.index, &plan.pks, plan.ascending).await?;
         let far = far.as_deref().and_then(millis_of);
         let mut sliced = Self {
             store: store.clone(),
@@ -228,9 +167,7 @@ impl Sliced {
             }
             // A key without time, or an index emptied meanwhile: one range
             // of everything after the start.
-            _ => {
-                sliced.start_unbounded(start);
-            }
+            _ => sliced.spawn(None, Some(start)),
         }
         while sliced.reading.len() < READ_AHEAD_SLICES && !sliced.waiting.is_empty() {
             sliced.start_range(None);
@@ -254,33 +191,27 @@ impl Sliced {
         Ok(None)
     }
 
-    fn start_range(&mut self, start: Option<Item>) {
+    fn start_range(&mut self, after: Option<String>) {
         let Some(range) = self.waiting.pop_front() else {
             return;
         };
-        self.spawn(Some(range), start);
+        self.spawn(Some(range), after);
     }
 
-    fn start_unbounded(&mut self, start: Item) {
-        self.waiting.clear();
-        self.spawn(None, Some(start));
-    }
-
-    fn spawn(&mut self, range: Option<KeyRange>, start: Option<Item>) {
+    fn spawn(&mut self, range: Option<KeyRange>, after: Option<String>) {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let (store, plan) = (self.store.clone(), self.plan.clone());
         tokio::spawn(async move {
-            let mut start = start;
+            let mut walk = store.walk_of(&plan, range.as_ref(), after.as_deref());
             loop {
-                let read = store.walk_query(&plan, range.as_ref(), start.take()).await;
-                let next = read.as_ref().ok().and_then(|page| page.next.clone());
-                let failed = read.is_err();
-                if sender.send(read).await.is_err() || failed {
+                let read = store.walk_page(&plan, &mut walk).await;
+                let (delivery, last) = match read {
+                    Ok(Some(page)) => (Ok(page), walk.finished()),
+                    Ok(None) => return,
+                    Err(error) => (Err(error), true),
+                };
+                if sender.send(delivery).await.is_err() || last {
                     return;
-                }
-                match next {
-                    Some(key) => start = Some(key),
-                    None => return,
                 }
             }
         });

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use super::items::{ClaimItem, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item};
+use super::items::{
+    ClaimItem, Item, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item,
+};
 use super::size::check_profile_fits;
 use super::tx::{Expr, Outcome, Transaction};
 use super::users::{
@@ -83,9 +85,10 @@ impl Store {
         Ok(id)
     }
 
-    /// The account's segments, oldest first.
+    /// The account's segments, oldest first: their keys from the created-at
+    /// index (which holds keys only), then the segments themselves.
     pub async fn list_segments(&self, account: &AccountId) -> Result<Vec<Segment>, ApiError> {
-        let mut segments = Vec::new();
+        let mut wanted = Vec::new();
         let mut start = None;
         loop {
             let output = self
@@ -101,14 +104,26 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query segments", e))?;
-            for item in output.items.unwrap_or_default() {
-                segments.push(from_item::<SegmentItem>(item)?.into_segment());
-            }
+            wanted.extend(output.items.unwrap_or_default().into_iter().map(|item| {
+                [keys::PK, keys::SK]
+                    .into_iter()
+                    .filter_map(|name| Some((name.to_owned(), item.get(name)?.clone())))
+                    .collect::<Item>()
+            }));
             start = output.last_evaluated_key;
             if start.is_none() {
-                return Ok(segments);
+                break;
             }
         }
+        let mut segments = Vec::with_capacity(wanted.len());
+        for item in self.batch_get(wanted, false).await? {
+            segments.push(from_item::<SegmentItem>(item)?);
+        }
+        segments.sort_by(|a, b| a.gsi1sk.cmp(&b.gsi1sk));
+        Ok(segments
+            .into_iter()
+            .map(SegmentItem::into_segment)
+            .collect())
     }
 
     /// Renames a segment; `404` if it does not exist, `409` if the name is taken.

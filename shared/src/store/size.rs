@@ -114,7 +114,7 @@ mod tests {
     fn a_profile_past_the_limit_is_refused_naming_the_field() {
         let account = AccountId::parse("acme").unwrap();
         let mut user = sample_user();
-        let profile = ProfileItem::new(&account, &user);
+        let profile = ProfileItem::new(&account, &user, 1);
         assert!(check_profile_fits(&profile, "attributes").is_ok());
         // 99 custom keys of 128 characters with values of 1,024 four-byte
         // characters: within every character limit, about 418 KB of bytes.
@@ -123,7 +123,7 @@ mod tests {
                 .0
                 .insert(format!("{i:0>128}"), "\u{1F600}".repeat(1024));
         }
-        let profile = ProfileItem::new(&account, &user);
+        let profile = ProfileItem::new(&account, &user, 1);
         let error = check_profile_fits(&profile, "attributes").unwrap_err();
         let json = serde_json::to_value(error.envelope()).unwrap();
         assert_eq!(json["status"]["code"], 400);

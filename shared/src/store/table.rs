@@ -5,11 +5,12 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TableStatus,
 };
 
-use super::keys::{self, INDEXES};
+use super::keys::{self, INDEXES, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
 
@@ -29,8 +30,35 @@ fn string_attribute(name: &str) -> AttributeDefinition {
         .expect("attribute definition has its required fields")
 }
 
+/// What `index` projects, as DynamoDB takes it.
+fn projection(index: Index) -> Projection {
+    match index.projects {
+        None => Projection::builder().projection_type(ProjectionType::All),
+        Some([]) => Projection::builder().projection_type(ProjectionType::KeysOnly),
+        Some(names) => Projection::builder()
+            .projection_type(ProjectionType::Include)
+            .set_non_key_attributes(Some(names.iter().map(|&name| name.to_owned()).collect())),
+    }
+    .build()
+}
+
+/// Every attribute some key of the table or an index is made of.
+fn key_attributes() -> Vec<&'static str> {
+    let mut names: Vec<&str> = vec![keys::PK, keys::SK];
+    for index in INDEXES {
+        for name in [index.pk, index.sk] {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
 impl Store {
-    /// Creates the table with its indexes unless it exists, and waits until it is active.
+    /// Creates the table with its indexes unless it exists (then adds the
+    /// indexes it lacks, as a table from an older version does), and waits
+    /// until it and its indexes are active.
     pub async fn ensure_table(&self) -> Result<(), ApiError> {
         match self
             .client
@@ -39,30 +67,33 @@ impl Store {
             .send()
             .await
         {
-            Ok(_) => return self.wait_active().await,
+            Ok(described) => {
+                let present: Vec<String> = described
+                    .table()
+                    .map(|table| table.global_secondary_indexes())
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|index| index.index_name().map(str::to_owned))
+                    .collect();
+                self.wait_active().await?;
+                for index in INDEXES {
+                    if !present.iter().any(|name| name == index.name) {
+                        self.add_index(index).await?;
+                    }
+                }
+                return Ok(());
+            }
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_not_found_exception()) => {}
             Err(e) => return Err(sdk_error("DescribeTable", e)),
         }
-        let mut names: Vec<&str> = vec![keys::PK, keys::SK];
-        for index in INDEXES {
-            for name in [index.pk, index.sk] {
-                if !names.contains(&name) {
-                    names.push(name);
-                }
-            }
-        }
-        let indexes = INDEXES.iter().map(|index| {
+        let indexes = INDEXES.iter().map(|&index| {
             GlobalSecondaryIndex::builder()
                 .index_name(index.name)
                 .key_schema(key(index.pk, KeyType::Hash))
                 .key_schema(key(index.sk, KeyType::Range))
-                .projection(
-                    Projection::builder()
-                        .projection_type(ProjectionType::All)
-                        .build(),
-                )
+                .projection(projection(index))
                 .build()
                 .expect("index has its required fields")
         });
@@ -73,7 +104,9 @@ impl Store {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(keys::PK, KeyType::Hash))
             .key_schema(key(keys::SK, KeyType::Range))
-            .set_attribute_definitions(Some(names.into_iter().map(string_attribute).collect()))
+            .set_attribute_definitions(Some(
+                key_attributes().into_iter().map(string_attribute).collect(),
+            ))
             .set_global_secondary_indexes(Some(indexes.collect()))
             .send()
             .await;
@@ -112,6 +145,56 @@ impl Store {
         if let Err(error) = result {
             tracing::warn!(error = %error, "could not enable TTL on the table");
         }
+    }
+
+    /// Adds `index` to the existing table (DynamoDB fills it from the items
+    /// already there) and waits until it is active.
+    async fn add_index(&self, index: Index) -> Result<(), ApiError> {
+        tracing::info!(index = index.name, "adding a missing index to the table");
+        let create = CreateGlobalSecondaryIndexAction::builder()
+            .index_name(index.name)
+            .key_schema(key(index.pk, KeyType::Hash))
+            .key_schema(key(index.sk, KeyType::Range))
+            .projection(projection(index))
+            .build()
+            .map_err(|e| ApiError::Internal(format!("build index {}: {e}", index.name)))?;
+        self.client
+            .update_table()
+            .table_name(self.table())
+            .set_attribute_definitions(Some(
+                key_attributes().into_iter().map(string_attribute).collect(),
+            ))
+            .global_secondary_index_updates(
+                GlobalSecondaryIndexUpdate::builder().create(create).build(),
+            )
+            .send()
+            .await
+            .map_err(|e| sdk_error("UpdateTable", e))?;
+        for _ in 0..3_000 {
+            let described = self
+                .client
+                .describe_table()
+                .table_name(self.table())
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            let found = described
+                .table()
+                .map(|table| table.global_secondary_indexes())
+                .unwrap_or_default()
+                .iter()
+                .find(|found| found.index_name() == Some(index.name));
+            // An engine that reports no status has built the index at once.
+            if let Some(found) = found
+                && matches!(found.index_status(), None | Some(IndexStatus::Active))
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(ApiError::Unavailable {
+            detail: format!("index {} did not become active", index.name),
+        })
     }
 
     async fn wait_active(&self) -> Result<(), ApiError> {

@@ -108,7 +108,7 @@ impl Store {
             created_at: now,
             last_seen: now,
         };
-        let profile = ProfileItem::new(account, &user);
+        let profile = ProfileItem::new(account, &user, self.index_shards);
         let mut whole = profile.clone();
         whole.segs = new.segments.iter().map(ToString::to_string).collect();
         check_profile_fits(&whole, "attributes")?;

@@ -1,0 +1,263 @@
+//! Hot accounts: each account's sort indexes written in N shards and read
+//! merged (`USERS_INDEX_SHARDS`). Whatever N, every walk (list pages in both
+//! sorts and orders, filtered walks, last-seen snapshots while users move,
+//! exports) hands out exactly the order one unsharded index would, and N may
+//! grow under existing users.
+
+use std::collections::BTreeSet;
+
+use aws_sdk_dynamodb::types::Select;
+use http::StatusCode;
+use serde_json::{Value, json};
+use shared::model::AccountId;
+use shared::store::items::s;
+use shared::store::keys;
+use users_api_tests::{SeedUser, TestApi, ids_of, seed_users};
+
+/// Creates `n` users in order with one bulk request per 100 (`tier` gold for
+/// every seventh); returns their ids in creation order.
+async fn seed(api: &TestApi, token: &str, first: usize, n: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    let all: Vec<usize> = (first..first + n).collect();
+    for chunk in all.chunks(100) {
+        let users: Vec<Value> = chunk
+            .iter()
+            .map(|&i| {
+                let tier = if i % 7 == 0 { "gold" } else { "basic" };
+                json!({"userId": format!("user-{i:05}"), "attributes": {"tier": tier}})
+            })
+            .collect();
+        let answer = api.post("/users", token, json!(users)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        ids.extend(
+            answer
+                .body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    ids
+}
+
+/// Every id of `uri`'s pages, in order, checking that no page repeats one.
+async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
+    page_all_after(api, token, uri, None).await
+}
+
+/// Every id of `uri`'s pages from `after` on, in order.
+async fn page_all_after(
+    api: &TestApi,
+    token: &str,
+    uri: &str,
+    mut after: Option<String>,
+) -> Vec<String> {
+    let mut all: Vec<String> = Vec::new();
+    for _ in 0..500 {
+        let page_uri = match &after {
+            Some(after) => format!("{uri}&after={after}"),
+            None => uri.to_owned(),
+        };
+        let answer = api.get(&page_uri, token).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        all.extend(ids_of(&answer.body));
+        match answer.body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => {
+                let distinct: BTreeSet<&String> = all.iter().collect();
+                assert_eq!(distinct.len(), all.len(), "a user was listed twice");
+                return all;
+            }
+        }
+    }
+    panic!("paging did not end");
+}
+
+/// How many entries each shard of the account's created-at index holds.
+async fn entries_per_shard(api: &TestApi, account: &str, shards: u16) -> Vec<usize> {
+    let account = AccountId::parse(account).unwrap();
+    let mut counts = Vec::new();
+    for pk in keys::users_index_pks(&account, shards) {
+        let mut count = 0;
+        let mut start = None;
+        loop {
+            let output = api
+                .store
+                .client()
+                .query()
+                .table_name(api.store.table())
+                .index_name(keys::BY_CREATED.name)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::BY_CREATED.pk)
+                .expression_attribute_values(":pk", s(pk.clone()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .unwrap();
+            count += output.count as usize;
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        counts.push(count);
+    }
+    counts
+}
+
+async fn converse(api: &TestApi, token: &str, user: &str) {
+    let answer = api
+        .post(
+            &format!("/users/{user}/conversations"),
+            token,
+            json!({"firstMessage": "hi"}),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    // Distinct lastSeen instants, so the expected order is unambiguous.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+}
+
+fn reversed(ids: &[String]) -> Vec<String> {
+    ids.iter().rev().cloned().collect()
+}
+
+#[tokio::test]
+async fn users_spread_over_the_shards_and_are_listed_in_exact_order() {
+    for shards in [4_u16, 16] {
+        // GIVEN an account whose indexes are written in `shards` shards
+        let api = TestApi::new().await.with_index_shards(shards);
+        let token = api.token("acme").await;
+        let ids = seed(&api, &token, 0, 70).await;
+        let spread = entries_per_shard(&api, "acme", shards).await;
+        assert_eq!(spread.iter().sum::<usize>(), 70, "{spread:?}");
+        let used = spread.iter().filter(|&&count| count > 0).count();
+        assert!(used >= usize::from(shards) * 3 / 4, "{shards}: {spread:?}");
+
+        // WHEN its users are paged in both orders THEN each page continues
+        // exactly where the last one ended, as from one index
+        assert_eq!(
+            page_all(&api, &token, "/users?limit=7").await,
+            reversed(&ids)
+        );
+        assert_eq!(
+            page_all(&api, &token, "/users?sort.order=asc&limit=9").await,
+            ids
+        );
+
+        // AND by lastSeen, after activity moved some users to the front
+        for at in [5, 50, 0] {
+            converse(&api, &token, &ids[at]).await;
+        }
+        let moved = [ids[0].clone(), ids[50].clone(), ids[5].clone()];
+        let mut by_seen = moved.to_vec();
+        by_seen.extend(reversed(&ids).into_iter().filter(|id| !moved.contains(id)));
+        assert_eq!(
+            page_all(&api, &token, "/users?sort.field=lastSeen&limit=8").await,
+            by_seen
+        );
+        let mut ascending = by_seen.clone();
+        ascending.reverse();
+        assert_eq!(
+            page_all(
+                &api,
+                &token,
+                "/users?sort.field=lastSeen&sort.order=asc&limit=11"
+            )
+            .await,
+            ascending
+        );
+
+        // AND a filtered walk finds exactly the matches, in order
+        let gold: Vec<String> = ids
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % 7 == 0)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let filtered = "/users?sort.order=asc&limit=3&filters[0][field]=tier&filters[0][operator]=eq&filters[0][value]=gold";
+        assert_eq!(page_all(&api, &token, filtered).await, gold);
+    }
+}
+
+#[tokio::test]
+async fn the_shard_count_may_grow_under_existing_users() {
+    // GIVEN users written unsharded
+    let unsharded = TestApi::new().await;
+    let token = unsharded.token("acme").await;
+    let mut ids = seed(&unsharded, &token, 0, 20).await;
+    // WHEN the shard count grows, more users come, and old ones are active
+    let api = unsharded.with_index_shards(4);
+    ids.extend(seed(&api, &token, 20, 20).await);
+    assert!(entries_per_shard(&api, "acme", 4).await[0] >= 20);
+    for at in [3, 11] {
+        converse(&api, &token, &ids[at]).await;
+    }
+    // THEN every user is listed once, in order, old and new
+    assert_eq!(
+        page_all(&api, &token, "/users?sort.order=asc&limit=6").await,
+        ids
+    );
+    let moved = [ids[11].clone(), ids[3].clone()];
+    let mut by_seen = moved.to_vec();
+    by_seen.extend(reversed(&ids).into_iter().filter(|id| !moved.contains(id)));
+    assert_eq!(
+        page_all(&api, &token, "/users?sort.field=lastSeen&limit=7").await,
+        by_seen
+    );
+}
+
+#[tokio::test]
+async fn a_last_seen_snapshot_holds_across_shards_while_users_move() {
+    // GIVEN 30 users in 4 shards, and the first page by lastSeen
+    let api = TestApi::new().await.with_index_shards(4);
+    let token = api.token("acme").await;
+    let ids = seed(&api, &token, 0, 30).await;
+    let first = api.get("/users?sort.field=lastSeen&limit=10", &token).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let mut seen = ids_of(&first.body);
+    assert_eq!(seen, reversed(&ids)[..10]);
+    // WHEN users on this page and on later pages become active
+    for at in [0, 4, 12, 25, 7] {
+        converse(&api, &token, &ids[at]).await;
+    }
+    // THEN the following pages show the snapshot: nobody twice, nobody left out
+    let next = first.body["next"].as_str().unwrap().to_owned();
+    let rest = page_all_after(
+        &api,
+        &token,
+        "/users?sort.field=lastSeen&limit=10",
+        Some(next),
+    )
+    .await;
+    seen.extend(rest);
+    assert_eq!(seen, reversed(&ids));
+}
+
+#[tokio::test]
+async fn exports_merge_the_shards_in_order() {
+    // GIVEN more users than one export page, in 4 shards
+    let api = TestApi::new().await.with_index_shards(4);
+    let token = api.token("acme").await;
+    let seeds = (0..700)
+        .map(|i| SeedUser {
+            user_id: format!("u{i:04}"),
+            attributes: Default::default(),
+            segments: Vec::new(),
+        })
+        .collect();
+    seed_users(&api.store, "acme", seeds).await;
+    let expected: Vec<String> = (0..700).map(|i| format!("u{i:04}")).collect();
+    // WHEN the account is exported in either order
+    for (order, rows) in [("asc", expected.clone()), ("desc", reversed(&expected))] {
+        let body = json!({"fields": ["userId"], "sort": {"field": "createdAt", "order": order}});
+        let answer = api.post("/users/export", &token, body).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        // THEN the rows are the users in that order, each once
+        let lines: Vec<&str> = answer.text.trim_end().split("\r\n").collect();
+        assert_eq!(lines[0], "User ID");
+        assert_eq!(lines[1..], rows, "{order}");
+    }
+}
