@@ -186,19 +186,18 @@ impl TestApi {
     /// The same API on the same table, with another clean-up configuration
     /// (e.g. none inline, to leave a delete's clean-up pending).
     pub fn with_cleanup(&self, cleanup: shared::store::CleanupConfig) -> TestApi {
-        let store = self.store.clone().with_cleanup(cleanup);
-        Self {
-            app: users_api::app(test_export_state(&store, self.files.clone())),
-            files: self.files.clone(),
-            store,
-            _store: self._store.clone(),
-        }
+        self.on_store(self.store.clone().with_cleanup(cleanup))
     }
 
     /// The same API on the same table, writing and reading each account's
     /// sort indexes in `shards` shards.
     pub fn with_index_shards(&self, shards: u16) -> TestApi {
-        let store = self.store.clone().with_index_shards(shards);
+        self.on_store(self.store.clone().with_index_shards(shards))
+    }
+
+    /// The API on `store` (a variant of this one's, or another table on the
+    /// same engine), with this one's export files.
+    pub fn on_store(&self, store: Store) -> TestApi {
         Self {
             app: users_api::app(test_export_state(&store, self.files.clone())),
             files: self.files.clone(),
