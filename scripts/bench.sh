@@ -21,7 +21,12 @@
 #      engine's, cost per million calls. Once on Amazon's DynamoDB Local
 #      (units by DynamoDB's rules; BENCH_COSTS_DDB_USERS users, default
 #      2,000; skipped without Java), once on the embedded engine with
-#      BENCH_COSTS_USERS users (default 100,000: the indexed-filter target).
+#      BENCH_COSTS_USERS users (default 100,000: the indexed-filter target);
+#   6. hot accounts (tests/examples/hot_accounts.rs): a conversation's write
+#      units and the sustained conversations per second of one account at
+#      N = 1, 4, 16 index shards (on DynamoDB Local, BENCH_HOT_DDB_USERS
+#      users, default 2,000), and list pages at each N on the embedded
+#      engine (BENCH_HOT_USERS users, default 20,000).
 #
 # Knobs: BENCH_ROUNDS, BENCH_WRK_SECONDS, BENCH_COSTS_USERS,
 # BENCH_COSTS_DDB_USERS, BENCH_COSTS_ROUNDS (default 100), BENCH_OUT (default
@@ -39,6 +44,9 @@ WRK_SECONDS=${BENCH_WRK_SECONDS:-10}
 COSTS_USERS=${BENCH_COSTS_USERS:-100000}
 COSTS_DDB_USERS=${BENCH_COSTS_DDB_USERS:-2000}
 COSTS_ROUNDS=${BENCH_COSTS_ROUNDS:-100}
+HOT_USERS=${BENCH_HOT_USERS:-20000}
+HOT_DDB_USERS=${BENCH_HOT_DDB_USERS:-2000}
+HOT_SHARDS=1,4,16
 OUT=${BENCH_OUT:-$ROOT/docs/PERFORMANCE.md}
 PROFILE=${BENCH_PROFILE:-release}
 if [[ $SMOKE == 1 ]]; then
@@ -48,6 +56,9 @@ if [[ $SMOKE == 1 ]]; then
     COSTS_USERS=200
     COSTS_DDB_USERS=100
     COSTS_ROUNDS=2
+    HOT_USERS=100
+    HOT_DDB_USERS=100
+    HOT_SHARDS=1,4
     OUT=$(mktemp "${TMPDIR:-/tmp}/performance.XXXXXX.md")
 fi
 PYTHON=${PYTHON:-python3}
@@ -66,7 +77,7 @@ echo "== build ($PROFILE)"
 PACKAGES=(users-function segments-function export-function authorizer-function cleanup-function lambda-floor users-api)
 # shellcheck disable=SC2046  # one -p per package
 cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}")
-cargo build --profile "$PROFILE" --locked --quiet -p users-api-tests --example call_costs
+cargo build --profile "$PROFILE" --locked --quiet -p users-api-tests --example call_costs --example hot_accounts
 BIN=target/$PROFILE
 [[ $PROFILE == dev ]] && BIN=target/debug
 FUNCTIONS=(users segments export export-jobs authorizer cleanup)
@@ -151,6 +162,12 @@ if command -v wrk >/dev/null && [[ -n "$TOKEN" ]]; then
 fi
 
 free_port() { "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+hot() { # ENDPOINT-or-empty USERS OUT [ENGINE NAME]
+    env -u AWS_PROFILE USERS_API_TEST_ENDPOINT="$1" HOT_USERS="$2" HOT_ROUNDS="$COSTS_ROUNDS" \
+        HOT_SHARDS="$HOT_SHARDS" ${4:+HOT_ENGINE="$4"} \
+        AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+        AWS_EC2_METADATA_DISABLED=true "$BIN/examples/hot_accounts" >"$3"
+}
 costs() { # ENDPOINT-or-empty USERS OUT [JSON] [ENGINE NAME]
     env -u AWS_PROFILE USERS_API_TEST_ENDPOINT="$1" COSTS_USERS="$2" COSTS_ROUNDS="$COSTS_ROUNDS" \
         ${5:+COSTS_ENGINE="$5"} \
@@ -158,19 +175,24 @@ costs() { # ENDPOINT-or-empty USERS OUT [JSON] [ENGINE NAME]
         AWS_EC2_METADATA_DISABLED=true "$BIN/examples/call_costs" >"$3"
 }
 : >"$WORK/costs-ddb.md"
+: >"$WORK/hot-ddb.md"
 if command -v java >/dev/null && command -v javac >/dev/null; then
     echo "== what each call costs, on DynamoDB Local ($COSTS_DDB_USERS users)"
     DDB_PORT=$(free_port)
     scripts/dynamodb_local.sh serve "$DDB_PORT" >"$WORK/ddb.log" 2>&1 &
     DDB_PID=$!
     scripts/dynamodb_local.sh wait "http://127.0.0.1:$DDB_PORT" 120
-    costs "http://127.0.0.1:$DDB_PORT" "$COSTS_DDB_USERS" "$WORK/costs-ddb.md" "" \
-        "Amazon DynamoDB Local ($(sed -n 's/^DDB_LOCAL_VERSION=\([0-9.]*\).*/\1/p' scripts/dynamodb_local.sh), scripts/dynamodb_local.sh)"
+    DDB_NAME="Amazon DynamoDB Local ($(sed -n 's/^DDB_LOCAL_VERSION=\([0-9.]*\).*/\1/p' scripts/dynamodb_local.sh), scripts/dynamodb_local.sh)"
+    costs "http://127.0.0.1:$DDB_PORT" "$COSTS_DDB_USERS" "$WORK/costs-ddb.md" "" "$DDB_NAME"
+    echo "== hot accounts, on DynamoDB Local ($HOT_DDB_USERS users)"
+    hot "http://127.0.0.1:$DDB_PORT" "$HOT_DDB_USERS" "$WORK/hot-ddb.md" "$DDB_NAME"
     kill "$DDB_PID" 2>/dev/null && wait "$DDB_PID" 2>/dev/null || true
     DDB_PID=""
 fi
 echo "== what each call costs, on the embedded engine ($COSTS_USERS users)"
 costs "" "$COSTS_USERS" "$WORK/costs-embedded.md" "$WORK/costs.json"
+echo "== hot accounts, on the embedded engine ($HOT_USERS users)"
+hot "" "$HOT_USERS" "$WORK/hot-embedded.md"
 
 echo "== writing $OUT"
 export X86_SIZES ARM_SIZES
@@ -272,6 +294,14 @@ if costs_ddb:
 else:
     lines += ["DynamoDB Local was not run (it needs Java 17 and javac).", ""]
 lines += [section(costs_embedded, "On the embedded engine (the size of the indexed-filter target)")]
+hot_ddb = open(os.path.join(work, "hot-ddb.md")).read().strip()
+hot_embedded = open(os.path.join(work, "hot-embedded.md")).read().strip()
+def hot_section(text, title):
+    return text.replace("## Hot accounts: N shards per account", f"### {title}", 1)
+lines += ["", "## Hot accounts: N shards per account", ""]
+if hot_ddb:
+    lines += [hot_section(hot_ddb, "On Amazon's DynamoDB Local (write units by DynamoDB's rules)"), ""]
+lines += [hot_section(hot_embedded, "On the embedded engine (list latency at each N)")]
 
 worst_init = max(statistics.median(cold[n]["init_ms"]) for n in cold if n != "floor") / floor_init
 # The target is on what the template deploys (Architectures: [arm64]) when it was built.
@@ -293,7 +323,7 @@ lines.append(f"| GET by id: one DynamoDB request after auth | {requests('GET /us
 lines.append(f"| create: one DynamoDB request after auth | {requests('POST /users (one)'):.2f} | {'yes' if requests('POST /users (one)') <= 1 else 'no'} |")
 pages = [c for c in calls if c.startswith("GET /users (")]
 worst_page = max(requests(c) for c in pages)
-lines.append(f"| a list page ≤ 2 requests | worst {worst_page:.2f} | {'yes' if worst_page <= 2 else 'no'} |")
+lines.append(f"| a list page ≤ 2 requests (one index shard) | worst {worst_page:.2f} | {'yes' if worst_page <= 2 else 'no'} |")
 users = json.load(open(os.path.join(work, "costs.json")))["users"]
 for call in [c for c in pages if "indexed filter" in c and "unindexed" not in c]:
     ratio = calls[call]["items_read"] / max(calls[call]["returned"], 1)

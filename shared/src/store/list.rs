@@ -260,13 +260,19 @@ impl Store {
         let mut users: Vec<User> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
         let mut more = false;
+        // A filtered walk fetches four pages' worth of profiles first (a
+        // filter that one user in four passes fills the page with one
+        // `BatchGetItem`), then twice as many each time, so a rare match
+        // soon reads in full batches.
+        let mut batch = (4 * (limit + 1)).min(FILTERED_READ);
         'batches: loop {
             // Unfiltered, one entry beyond the page tells whether another page exists.
             let want = if filtered {
-                FILTERED_READ.min(budget.saturating_sub(walk.read())).max(1)
+                batch.min(budget.saturating_sub(walk.read())).max(1)
             } else {
                 limit - users.len() + 1
             };
+            batch = (batch * 2).min(FILTERED_READ);
             let entries = walk.next(want).await?;
             if entries.is_empty() {
                 break;
