@@ -182,7 +182,7 @@ impl S3Files {
     /// override (moto, LocalStack) it addresses the bucket by path, as those
     /// expect; against AWS by virtual host.
     pub async fn from_env(bucket: &str) -> Self {
-        let config = shared::aws::config_loader(None).load().await;
+        let config = shared::aws::sdk_config(None, None).await;
         Self::new(client_for(&config, None), bucket)
     }
 }

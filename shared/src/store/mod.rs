@@ -84,12 +84,16 @@ impl Debug for Store {
 impl Store {
     /// A store on `client`'s configuration, with a [`Meter`] on its calls.
     pub fn new(client: Client, table: impl Into<Arc<str>>) -> Self {
+        Self::from_config(client.config().to_builder(), table)
+    }
+
+    /// A store on a client made from `config`, with a [`Meter`] on its calls.
+    pub fn from_config(
+        config: aws_sdk_dynamodb::config::Builder,
+        table: impl Into<Arc<str>>,
+    ) -> Self {
         let meter = Meter::default();
-        let metered = client
-            .config()
-            .to_builder()
-            .interceptor(meter.interceptor())
-            .build();
+        let metered = config.interceptor(meter.interceptor()).build();
         Self {
             client: Client::from_conf(metered),
             table: table.into(),
@@ -123,11 +127,8 @@ impl Store {
             .operation_attempt_timeout(ATTEMPT_TIMEOUT)
             .operation_timeout(OPERATION_TIMEOUT)
             .build();
-        let config = crate::aws::config_loader(endpoint)
-            .timeout_config(timeouts)
-            .load()
-            .await;
-        Self::new(Client::new(&config), table)
+        let config = crate::aws::sdk_config(endpoint, Some(timeouts)).await;
+        Self::from_config(aws_sdk_dynamodb::config::Builder::from(&config), table)
             .with_cleanup(CleanupConfig::from_env())
             .with_index_shards(index_shards_from_env())
     }
