@@ -262,6 +262,27 @@ impl TestApi {
         answer.body[0]["id"].as_str().expect("an id").to_owned()
     }
 
+    /// Creates `users` in order, one bulk `POST /users` per 100; returns
+    /// their ids in creation order.
+    pub async fn create_users(&self, token: &str, users: Vec<Value>) -> Vec<String> {
+        let mut ids = Vec::with_capacity(users.len());
+        for chunk in users.chunks(100) {
+            let answer = self
+                .post("/users", token, Value::from(chunk.to_vec()))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            ids.extend(
+                answer
+                    .body
+                    .as_array()
+                    .expect("one answer per user")
+                    .iter()
+                    .map(|created| created["id"].as_str().expect("an id").to_owned()),
+            );
+        }
+        ids
+    }
+
     /// Creates a segment and returns its id.
     pub async fn create_segment(&self, token: &str, name: &str) -> String {
         let answer = self
@@ -584,5 +605,66 @@ impl std::io::Write for LogCapture {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// What the measuring examples (`call_costs`, `hot_accounts`) share: their
+/// knobs, their account of users, and how they print figures.
+pub mod bench {
+    use std::time::Duration;
+
+    use super::SeedUser;
+
+    /// The number in the environment variable `name`, else `default`.
+    pub fn env_number(name: &str, default: usize) -> usize {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    }
+
+    /// The `p` quantile of `sorted` (nearest rank).
+    pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+        let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+        sorted[rank.min(sorted.len() - 1)]
+    }
+
+    /// Milliseconds, to the microsecond.
+    pub fn ms(d: Duration) -> String {
+        format!("{:.3}", d.as_secs_f64() * 1000.0)
+    }
+
+    /// The engine's name: the `named_by` variable's value, else the engine
+    /// the tests use.
+    pub fn engine_name(named_by: &str) -> String {
+        if let Ok(name) = std::env::var(named_by) {
+            return name;
+        }
+        match super::external_endpoint() {
+            Some(endpoint) => format!("the engine at {endpoint}"),
+            None => "the embedded engine (dynoxide)".to_owned(),
+        }
+    }
+
+    /// `users` users with an e-mail address, a name and one of four plans;
+    /// every tenth in `segment` when given.
+    pub fn account_of(users: usize, segment: Option<&str>) -> Vec<SeedUser> {
+        let plans = ["free", "pro", "team", "enterprise"];
+        (0..users)
+            .map(|i| SeedUser {
+                user_id: format!("user-{i:07}"),
+                attributes: [
+                    ("default_email".to_owned(), format!("user{i}@example.com")),
+                    ("default_name".to_owned(), format!("User {i}")),
+                    ("plan".to_owned(), plans[i % plans.len()].to_owned()),
+                ]
+                .into_iter()
+                .collect(),
+                segments: match segment {
+                    Some(segment) if i % 10 == 0 => vec![segment.parse().expect("a segment id")],
+                    _ => Vec::new(),
+                },
+            })
+            .collect()
     }
 }

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::store::MeterReading;
-use users_api_tests::{SeedUser, TestApi, seed_users};
+use users_api_tests::bench::{account_of, engine_name, env_number, ms, percentile};
+use users_api_tests::{TestApi, seed_users};
 
 /// On-demand prices, us-east-1, per million request units (since November
 /// 2024), and the per-call prices in front of the functions.
@@ -27,13 +28,6 @@ const WRITE_UNIT_PRICE: f64 = 0.625;
 const READ_UNIT_PRICE: f64 = 0.125;
 const LAMBDA_REQUEST_PRICE: f64 = 0.20;
 const HTTP_API_REQUEST_PRICE: f64 = 1.00;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// One kind of call: its name and the request of round `i`.
 struct CallKind {
@@ -48,15 +42,6 @@ struct Measured {
     returned: u64,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
-
 #[tokio::main]
 async fn main() {
     let users = env_number("COSTS_USERS", 1000).max(100);
@@ -67,29 +52,7 @@ async fn main() {
     let segment = api.create_segment(&token, "vip").await;
     let trial = api.create_segment(&token, "trial").await;
     let seeded = Instant::now();
-    let plans = ["free", "pro", "team", "enterprise"];
-    let ids = seed_users(
-        &api.store,
-        "acme",
-        (0..users)
-            .map(|i| SeedUser {
-                user_id: format!("user-{i:07}"),
-                attributes: [
-                    ("default_email".to_owned(), format!("user{i}@example.com")),
-                    ("default_name".to_owned(), format!("User {i}")),
-                    ("plan".to_owned(), plans[i % plans.len()].to_owned()),
-                ]
-                .into_iter()
-                .collect(),
-                segments: if i % 10 == 0 {
-                    vec![segment.parse().expect("a segment id")]
-                } else {
-                    vec![]
-                },
-            })
-            .collect(),
-    )
-    .await;
+    let ids = seed_users(&api.store, "acme", account_of(users, Some(&segment))).await;
     eprintln!("seeded {users} users in {:?}", seeded.elapsed());
 
     // The token lookup every call starts with (in Lambda: the authorizer's,
@@ -214,7 +177,7 @@ async fn main() {
          DynamoDB figures are per call, after the token lookup (its own row), as the engine reported them (`ReturnConsumedCapacity = INDEXES`). \
          *Handler* is the call's time minus the time its DynamoDB requests were in flight (so: routing, validation, (de)serialisation, SDK signing); \
          *engine* is that time in flight. Milliseconds, p50 / p99.\n",
-        engine_name()
+        engine_name("COSTS_ENGINE")
     );
     println!(
         "| call | requests | items read | returned | read units | write units (of which indexes) | handler p50 / p99 | engine p50 / p99 |"
@@ -278,16 +241,6 @@ async fn main() {
             "| {name} | ${dynamodb:.3} | ${:.3} |",
             dynamodb + LAMBDA_REQUEST_PRICE + HTTP_API_REQUEST_PRICE
         );
-    }
-}
-
-fn engine_name() -> String {
-    if let Ok(name) = std::env::var("COSTS_ENGINE") {
-        return name;
-    }
-    match users_api_tests::external_endpoint() {
-        Some(endpoint) => format!("the engine at {endpoint}"),
-        None => "the embedded engine (dynoxide)".to_owned(),
     }
 }
 

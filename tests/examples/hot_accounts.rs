@@ -20,28 +20,13 @@ use std::time::{Duration, Instant};
 use http::Method;
 use serde_json::json;
 use shared::store::MeterReading;
-use users_api_tests::{SeedUser, TestApi, seed_users};
+use users_api_tests::bench::{account_of, engine_name, env_number, ms, percentile};
+use users_api_tests::{TestApi, seed_users};
 
 /// DynamoDB's throughput limit of one partition, in write units per second.
 const PARTITION_WRITE_UNITS: f64 = 1_000.0;
 /// An on-demand table's default throughput quota, in write units per second.
 const TABLE_WRITE_UNITS: f64 = 40_000.0;
-
-fn env_number(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2}", d.as_secs_f64() * 1000.0)
-}
 
 /// One list call's figures over the rounds.
 struct ListCost {
@@ -84,7 +69,7 @@ async fn main() {
          *Conversation* is `POST /users/{{id}}/conversations` on {rounds} different users: its write units in all, and those of the account's index partitions (the last-seen index: the user's old entry deleted, its new one and its ghost put). \
          *Sustained* is what one account can take: the N index partitions at DynamoDB's {PARTITION_WRITE_UNITS} write units per second each, and the table at the on-demand default quota of {TABLE_WRITE_UNITS} write units per second, whichever binds first. \
          List pages of 20: requests, read units, and the call's time p50 / p99.\n",
-        engine_name()
+        engine_name("HOT_ENGINE")
     );
     println!(
         "| N | conversation: write units (index partitions) | sustained conversations/s (partitions / table) | page by createdAt | page by lastSeen | unindexed filter page |"
@@ -128,26 +113,8 @@ struct Measured {
 async fn measure(users: usize, rounds: usize, shards: u16) -> Measured {
     let api = TestApi::new().await.with_index_shards(shards);
     let token = api.token("acme").await;
-    let plans = ["free", "pro", "team", "enterprise"];
     let seeded = Instant::now();
-    let ids = seed_users(
-        &api.store,
-        "acme",
-        (0..users)
-            .map(|i| SeedUser {
-                user_id: format!("user-{i:07}"),
-                attributes: [
-                    ("default_email".to_owned(), format!("user{i}@example.com")),
-                    ("default_name".to_owned(), format!("User {i}")),
-                    ("plan".to_owned(), plans[i % plans.len()].to_owned()),
-                ]
-                .into_iter()
-                .collect(),
-                segments: Vec::new(),
-            })
-            .collect(),
-    )
-    .await;
+    let ids = seed_users(&api.store, "acme", account_of(users, None)).await;
     eprintln!("N={shards}: seeded {users} users in {:?}", seeded.elapsed());
 
     let before = api.store.meter();
@@ -198,15 +165,5 @@ async fn list(api: &TestApi, token: &str, uri: &str, rounds: usize) -> ListCost 
         requests: spent.requests as f64 / n - lookup.requests as f64,
         read_units: spent.read_units / n - lookup.read_units,
         times,
-    }
-}
-
-fn engine_name() -> String {
-    if let Ok(name) = std::env::var("HOT_ENGINE") {
-        return name;
-    }
-    match users_api_tests::external_endpoint() {
-        Some(endpoint) => format!("the engine at {endpoint}"),
-        None => "the embedded engine (dynoxide)".to_owned(),
     }
 }

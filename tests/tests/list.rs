@@ -15,25 +15,10 @@ async fn seed(
     n: usize,
     attributes: impl Fn(usize) -> Value,
 ) -> Vec<String> {
-    let mut ids = Vec::new();
-    let all: Vec<usize> = (0..n).collect();
-    for chunk in all.chunks(100) {
-        let users: Vec<Value> = chunk
-            .iter()
-            .map(|&i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)}))
-            .collect();
-        let answer = api.post("/users", token, json!(users)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        ids.extend(
-            answer
-                .body
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned()),
-        );
-    }
-    ids
+    let users = (0..n)
+        .map(|i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)}))
+        .collect();
+    api.create_users(token, users).await
 }
 
 /// Pages through `uri` (which has no `after`) and returns every id, in order.

@@ -14,31 +14,16 @@ use shared::store::items::s;
 use shared::store::keys;
 use users_api_tests::{SeedUser, TestApi, ids_of, seed_users};
 
-/// Creates `n` users in order with one bulk request per 100 (`tier` gold for
-/// every seventh); returns their ids in creation order.
+/// Creates `n` users in order (`tier` gold for every seventh); returns their
+/// ids in creation order.
 async fn seed(api: &TestApi, token: &str, first: usize, n: usize) -> Vec<String> {
-    let mut ids = Vec::new();
-    let all: Vec<usize> = (first..first + n).collect();
-    for chunk in all.chunks(100) {
-        let users: Vec<Value> = chunk
-            .iter()
-            .map(|&i| {
-                let tier = if i % 7 == 0 { "gold" } else { "basic" };
-                json!({"userId": format!("user-{i:05}"), "attributes": {"tier": tier}})
-            })
-            .collect();
-        let answer = api.post("/users", token, json!(users)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        ids.extend(
-            answer
-                .body
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|e| e["id"].as_str().unwrap().to_owned()),
-        );
-    }
-    ids
+    let users = (first..first + n)
+        .map(|i| {
+            let tier = if i % 7 == 0 { "gold" } else { "basic" };
+            json!({"userId": format!("user-{i:05}"), "attributes": {"tier": tier}})
+        })
+        .collect();
+    api.create_users(token, users).await
 }
 
 /// Every id of `uri`'s pages, in order, checking that no page repeats one.

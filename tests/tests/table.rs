@@ -143,3 +143,42 @@ async fn a_table_from_before_the_slim_indexes_gains_them_and_keeps_its_users() {
     old.ensure_table().await.expect("nothing is missing");
     old.delete_table().await.expect("the old table is removed");
 }
+
+#[test]
+fn the_template_declares_the_indexes_the_code_creates_and_reads() {
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+            .expect("template.yaml");
+    let table = template
+        .split("GlobalSecondaryIndexes:")
+        .nth(1)
+        .and_then(|rest| rest.split("PointInTimeRecoverySpecification:").next())
+        .expect("the table's indexes");
+    let declared: Vec<&str> = table.split("- IndexName: ").skip(1).collect();
+    assert_eq!(declared.len(), keys::INDEXES.len(), "{table}");
+    for index in keys::INDEXES {
+        let found = declared
+            .iter()
+            .find(|block| block.lines().next().map(str::trim) == Some(index.name))
+            .unwrap_or_else(|| panic!("{} is not in template.yaml", index.name));
+        let compact: String = found.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            compact.contains(&format!("{{ AttributeName: {}, KeyType: HASH }}", index.pk))
+                && compact.contains(&format!(
+                    "{{ AttributeName: {}, KeyType: RANGE }}",
+                    index.sk
+                )),
+            "{}: {compact}",
+            index.name
+        );
+        let projection = match index.projects {
+            None => "{ ProjectionType: ALL }".to_owned(),
+            Some([]) => "{ ProjectionType: KEYS_ONLY }".to_owned(),
+            Some(names) => format!(
+                "ProjectionType: INCLUDE NonKeyAttributes: [{}]",
+                names.join(", ")
+            ),
+        };
+        assert!(compact.contains(&projection), "{}: {compact}", index.name);
+    }
+}

@@ -1,13 +1,13 @@
 //! The table's one definition in code: the local server and the tests create
 //! it on their engines from here; `template.yaml` mirrors it for AWS (a test
-//! checks the two agree).
+//! in `tests/tests/table.rs` checks the two agree).
 
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
     GlobalSecondaryIndexUpdate, IndexStatus, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TableStatus,
+    ScalarAttributeType, TableDescription, TableStatus,
 };
 
 use super::keys::{self, INDEXES, Index};
@@ -170,35 +170,36 @@ impl Store {
             .send()
             .await
             .map_err(|e| sdk_error("UpdateTable", e))?;
-        for _ in 0..3_000 {
-            let described = self
-                .client
-                .describe_table()
-                .table_name(self.table())
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeTable", e))?;
-            let found = described
-                .table()
-                .map(|table| table.global_secondary_indexes())
-                .unwrap_or_default()
+        // Filling an index from a large table takes a while: up to 5 minutes.
+        self.wait_until(&format!("index {}", index.name), 3_000, |table| {
+            table
+                .global_secondary_indexes()
                 .iter()
-                .find(|found| found.index_name() == Some(index.name));
-            // An engine that reports no status has built the index at once.
-            if let Some(found) = found
-                && matches!(found.index_status(), None | Some(IndexStatus::Active))
-            {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        Err(ApiError::Unavailable {
-            detail: format!("index {} did not become active", index.name),
+                .find(|found| found.index_name() == Some(index.name))
+                // An engine that reports no status has built the index at once.
+                .is_some_and(|found| {
+                    matches!(found.index_status(), None | Some(IndexStatus::Active))
+                })
         })
+        .await
     }
 
     async fn wait_active(&self) -> Result<(), ApiError> {
-        for _ in 0..600 {
+        self.wait_until(&format!("table {}", self.table()), 600, |table| {
+            table.table_status() == Some(&TableStatus::Active)
+        })
+        .await
+    }
+
+    /// Reads the table's description every 100 ms, at most `tries` times,
+    /// until `ready` holds; `what` names what became active.
+    async fn wait_until(
+        &self,
+        what: &str,
+        tries: usize,
+        ready: impl Fn(&TableDescription) -> bool,
+    ) -> Result<(), ApiError> {
+        for _ in 0..tries {
             let described = self
                 .client
                 .describe_table()
@@ -206,13 +207,13 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| sdk_error("DescribeTable", e))?;
-            if described.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            if described.table().is_some_and(&ready) {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         Err(ApiError::Unavailable {
-            detail: format!("table {} did not become active", self.table()),
+            detail: format!("{what} did not become active"),
         })
     }
 
