@@ -943,6 +943,19 @@ impl FilterSet {
     pub fn is_empty(&self) -> bool {
         self.filters.is_empty()
     }
+
+    /// Whether every filter looks only at what recording activity never
+    /// changes (attributes, `userId`, `banned`, `segments`, `createdAt`):
+    /// such a set can be decided on the copy of those the created-at index
+    /// carries, before any profile is fetched.
+    pub fn ignores_activity(&self) -> bool {
+        self.filters.iter().all(|filter| {
+            !matches!(
+                filter.field,
+                FilterField::LastSeen | FilterField::Conversations
+            )
+        })
+    }
 }
 
 #[cfg(test)]
@@ -983,6 +996,29 @@ mod tests {
 
     fn attr(key: &str) -> FilterField {
         FilterField::Attribute(key.to_owned())
+    }
+
+    #[test]
+    fn filters_on_activity_need_the_profile() {
+        let set = |filters: Vec<Filter>| FilterSet {
+            filters,
+            match_mode: Match::Any,
+        };
+        let country = filter(
+            attr("default_country"),
+            OpEq,
+            FilterValue::Text("PL".into()),
+        );
+        let seen = filter(
+            FilterField::LastSeen,
+            Gt,
+            FilterValue::Date(Timestamp::from_millis(0)),
+        );
+        let conversations = filter(FilterField::Conversations, Gt, FilterValue::Number(1));
+        assert!(set(vec![]).ignores_activity());
+        assert!(set(vec![country.clone()]).ignores_activity());
+        assert!(!set(vec![country.clone(), seen]).ignores_activity());
+        assert!(!set(vec![conversations]).ignores_activity());
     }
 
     fn text(s: &str) -> FilterValue {

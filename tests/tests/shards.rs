@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use aws_sdk_dynamodb::types::Select;
 use http::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::model::AccountId;
 use shared::store::items::s;
 use shared::store::keys;

@@ -10,20 +10,23 @@
 //!
 //! The user indexes carry keys and a few attributes, not profiles (see
 //! [`keys::BY_CREATED`]): a walk decides on entries from the index alone
-//! (the last-seen snapshot rule) and then fetches the profiles of the ones it
-//! keeps with `BatchGetItem` ([`Store::users_of_entries`]); filters are
-//! applied to those profiles by the reference evaluator.
+//! (the last-seen snapshot rule; on the created-at index, filters that
+//! ignore activity, [`IndexEntry::may_match`]) and then fetches the profiles
+//! of the ones it keeps with `BatchGetItem` ([`Store::users_of_entries`]);
+//! filters are applied to those profiles by the reference evaluator.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures_util::future::try_join_all;
+use serde::Deserialize;
 
 use super::items::{Item, ProfileItem, attr, from_item, key, s};
 use super::keys::{self, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
-use crate::model::{AccountId, ObjectId, Timestamp, User};
+use crate::filter::FilterSet;
+use crate::model::{AccountId, Attributes, ObjectId, Timestamp, User};
 
 /// Sort keys from `from` to `to`, both included (prefixes of time).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,6 +86,39 @@ pub(super) struct IndexEntry {
     /// The user the entry stands for.
     pub user: ObjectId,
     pub place: Place,
+    /// What the created-at index copies of the profile (see
+    /// [`keys::BY_CREATED`]), with no activity: `None` in other indexes.
+    pub copy: Option<User>,
+}
+
+/// The part of a profile the created-at index carries.
+#[derive(Deserialize)]
+struct ProfileCopy {
+    #[serde(rename = "userId")]
+    user_id: String,
+    banned: bool,
+    attrs: BTreeMap<String, String>,
+    #[serde(default, with = "serde_dynamo::string_set")]
+    segs: Vec<String>,
+    #[serde(rename = "createdAt")]
+    created_at: i64,
+}
+
+impl ProfileCopy {
+    fn into_user(self, id: ObjectId) -> User {
+        let created_at = Timestamp::from_millis(self.created_at);
+        User {
+            id,
+            user_id: self.user_id,
+            banned: self.banned,
+            attributes: Attributes(self.attrs),
+            session_attributes: BTreeMap::new(),
+            conversations: 0,
+            segments: self.segs.iter().filter_map(|s| s.parse().ok()).collect(),
+            created_at,
+            last_seen: created_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,11 +153,30 @@ impl IndexEntry {
                 created: number(item, attr::CREATED_AT),
             }
         };
+        let copy = if item.contains_key(attr::ATTRS) && !item.contains_key(attr::LAST_SEEN) {
+            from_item::<ProfileCopy>(item.clone())
+                .ok()
+                .map(|copy| copy.into_user(user))
+        } else {
+            None
+        };
         Some(Self {
             sort_key,
             user,
             place,
+            copy,
         })
+    }
+
+    /// Whether the user may pass `filters`: false only when the index's
+    /// copy of the profile decides that it does not (the fetched profile
+    /// is checked again, so a copy that lags behind costs a fetch, never a
+    /// wrong answer about a match).
+    pub fn may_match(&self, filters: &FilterSet) -> bool {
+        match &self.copy {
+            Some(copy) if filters.ignores_activity() => filters.matches(copy),
+            _ => true,
+        }
     }
 
     /// Whether this is the user's place in the listing: under a snapshot
@@ -369,6 +424,7 @@ mod tests {
                 since,
                 created: Some(created),
             },
+            copy: None,
         }
     }
 
@@ -384,6 +440,7 @@ mod tests {
             sort_key: "k".into(),
             user: ObjectId::new(),
             place: Place::Ghost { from, until },
+            copy: None,
         };
         assert!(ghost(900, 1_001).counts(Some(as_of)));
         assert!(!ghost(900, 1_000).counts(Some(as_of)));
@@ -416,6 +473,46 @@ mod tests {
         assert_eq!(ghost.place, Place::Ghost { from: 5, until: 9 });
         // No sort key of this index: not an entry of it.
         assert_eq!(IndexEntry::of_item(&item, keys::BY_CREATED), None);
+    }
+
+    #[test]
+    fn the_created_at_index_copy_decides_filters_that_ignore_activity() {
+        let account = AccountId::parse("acme").unwrap();
+        let user = crate::model::sample_user();
+        let profile = crate::store::items::ProfileItem::new(&account, &user, 1);
+        // What the created-at index holds: keys and the projected attributes.
+        let full = crate::store::items::to_item(&profile).unwrap();
+        let mut item: Item = full
+            .into_iter()
+            .filter(|(name, _)| {
+                [keys::PK, keys::SK, keys::BY_CREATED.pk, keys::BY_CREATED.sk]
+                    .contains(&name.as_str())
+                    || keys::BY_CREATED.projects.unwrap().contains(&name.as_str())
+            })
+            .collect();
+        let entry = IndexEntry::of_item(&item, keys::BY_CREATED).unwrap();
+        let copy = entry.copy.clone().expect("a copy");
+        assert_eq!(copy.attributes, user.attributes);
+        assert_eq!(copy.segments, user.segments);
+        let query = |raw: &str| crate::filter::ListQuery::parse(Some(raw)).unwrap().filters;
+        let key = user.attributes.0.keys().next().unwrap().clone();
+        let value = user.attributes.0[&key].clone();
+        assert!(entry.may_match(&query(&format!(
+            "filters[0][field]={key}&filters[0][operator]=eq&filters[0][value]={value}"
+        ))));
+        assert!(!entry.may_match(&query(&format!(
+            "filters[0][field]={key}&filters[0][operator]=eq&filters[0][value]={value}x"
+        ))));
+        // A filter on activity is left to the profile.
+        assert!(entry.may_match(&query(
+            "filters[0][field]=conversations&filters[0][operator]=gt&filters[0][value]=1000"
+        )));
+        // A whole profile (another index's item) is not taken for a copy.
+        item.insert(attr::LAST_SEEN.into(), AttributeValue::N("1".into()));
+        assert_eq!(
+            IndexEntry::of_item(&item, keys::BY_CREATED).unwrap().copy,
+            None
+        );
     }
 
     #[test]

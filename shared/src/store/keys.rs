@@ -63,14 +63,16 @@ pub struct Index {
     pub projects: Option<&'static [&'static str]>,
 }
 
-/// Users (and segments) of an account by creation time. Keys only: a walk
-/// fetches the items it keeps, so no profile write but a creation or an
-/// erasure ever touches this index.
+/// Users (and segments) of an account by creation time, with a copy of
+/// what activity never changes (attributes, `userId`, `banned`, segments,
+/// creation time): filters on those are decided on the index before any
+/// profile is fetched, and a conversation, which changes none of them,
+/// writes nothing here.
 pub const BY_CREATED: Index = Index {
-    name: "by_created_keys",
+    name: "by_created_slim",
     pk: "gsi1pk",
     sk: "gsi1sk",
-    projects: Some(&[]),
+    projects: Some(&["userId", "banned", "attrs", "segs", "createdAt"]),
 };
 /// Users of an account by last activity, with what a paging snapshot
 /// decides on (when a profile took its place; a ghost's validity), so the

@@ -2,9 +2,11 @@
 //!
 //! The walk reads the account's created-at or last-seen index in order with
 //! `Query`, never `Scan` (all its shards, merged: `index_walk`), resuming
-//! strictly after the cursor's sort key. The indexes hold keys, not
-//! profiles, so the walk fetches the profiles of the entries it keeps
-//! (`BatchGetItem`) and filters them in memory with the reference evaluator;
+//! strictly after the cursor's sort key. The indexes hold keys and what
+//! activity never changes, not profiles, so the walk fetches the profiles
+//! of the entries it keeps (`BatchGetItem`; on the created-at index, only
+//! those whose copy passes the filters) and filters them in memory with the
+//! reference evaluator;
 //! it stops when the page is full or a read budget is spent, and then says
 //! where to go on.
 //! Equality on `userId`, `default_email` or a segment is answered from an
@@ -28,7 +30,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::index_walk::{IndexWalk, key_condition};
+use super::index_walk::{IndexEntry, IndexWalk, key_condition};
 use super::items::{CursorItem, Item, ProfileItem, SegmentItem, from_item, key, s, to_item};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
@@ -260,11 +262,18 @@ impl Store {
         let mut users: Vec<User> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
         let mut more = false;
-        // A filtered walk fetches four pages' worth of profiles first (a
-        // filter that one user in four passes fills the page with one
-        // `BatchGetItem`), then twice as many each time, so a rare match
-        // soon reads in full batches.
-        let mut batch = (4 * (limit + 1)).min(FILTERED_READ);
+        // A filter the created-at index decides ([`IndexEntry::may_match`])
+        // fetches only matches: full batches. Otherwise a filtered walk
+        // fetches four pages' worth of profiles first (a filter that one
+        // user in four passes fills the page with one `BatchGetItem`), then
+        // twice as many each time, so a rare match soon reads in full batches.
+        let decided_on_index =
+            query.sort.field == SortField::CreatedAt && query.filters.ignores_activity();
+        let mut batch = if decided_on_index {
+            FILTERED_READ
+        } else {
+            (4 * (limit + 1)).min(FILTERED_READ)
+        };
         'batches: loop {
             // Unfiltered, one entry beyond the page tells whether another page exists.
             let want = if filtered {
@@ -277,8 +286,9 @@ impl Store {
             if entries.is_empty() {
                 break;
             }
+            let kept = |entry: &&IndexEntry| entry.counts(as_of) && entry.may_match(&query.filters);
             let mut found = self
-                .users_of_entries(account, entries.iter().filter(|entry| entry.counts(as_of)))
+                .users_of_entries(account, entries.iter().filter(kept))
                 .await?;
             for entry in entries {
                 if users.len() == limit {
@@ -286,7 +296,7 @@ impl Store {
                     break 'batches;
                 }
                 // A user erased meanwhile is not shown.
-                if entry.counts(as_of)
+                if kept(&&entry)
                     && let Some(user) = found.remove(&entry.user)
                     && query.filters.matches(&user)
                 {

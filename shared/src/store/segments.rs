@@ -86,7 +86,7 @@ impl Store {
     }
 
     /// The account's segments, oldest first: their keys from the created-at
-    /// index (which holds keys only), then the segments themselves.
+    /// index (which holds no segment's name), then the segments themselves.
     pub async fn list_segments(&self, account: &AccountId) -> Result<Vec<Segment>, ApiError> {
         let mut wanted = Vec::new();
         let mut start = None;
