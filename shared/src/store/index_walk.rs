@@ -137,9 +137,10 @@ fn number(item: &Item, name: &str) -> Option<i64> {
 }
 
 impl IndexEntry {
-    /// The entry of an index item of `index`; `None` for an item that
-    /// stands for no user.
-    pub fn of_item(item: &Item, index: Index) -> Option<Self> {
+    /// The entry of an index item of `index`, with the profile's copy when
+    /// `copies` (and the index holds one); `None` for an item that stands
+    /// for no user.
+    pub fn of_item(item: &Item, index: Index, copies: bool) -> Option<Self> {
         let sort_key = item.get(index.sk)?.as_s().ok()?.clone();
         let user = keys::user_id_of_pk(item.get(keys::PK)?.as_s().ok()?)?;
         let place = if item.contains_key(attr::GHOST_OF) {
@@ -153,13 +154,14 @@ impl IndexEntry {
                 created: number(item, attr::CREATED_AT),
             }
         };
-        let copy = if item.contains_key(attr::ATTRS) && !item.contains_key(attr::LAST_SEEN) {
-            from_item::<ProfileCopy>(item.clone())
-                .ok()
-                .map(|copy| copy.into_user(user))
-        } else {
-            None
-        };
+        let copy =
+            if copies && item.contains_key(attr::ATTRS) && !item.contains_key(attr::LAST_SEEN) {
+                from_item::<ProfileCopy>(item.clone())
+                    .ok()
+                    .map(|copy| copy.into_user(user))
+            } else {
+                None
+            };
         Some(Self {
             sort_key,
             user,
@@ -218,6 +220,8 @@ pub(super) struct IndexWalk {
     /// The `after` key inside a range: read (`BETWEEN` includes it), not handed out.
     skip: Option<String>,
     page_items: i32,
+    /// Whether entries carry the created-at index's copy of the profile.
+    copies: bool,
     shards: Vec<Shard>,
     read: usize,
 }
@@ -246,6 +250,7 @@ impl IndexWalk {
             values,
             skip: range.and(after).map(str::to_owned),
             page_items: page_items.clamp(1, 1_000) as i32,
+            copies: false,
             shards: pks
                 .into_iter()
                 .map(|pk| Shard {
@@ -257,6 +262,14 @@ impl IndexWalk {
                 .collect(),
             read: 0,
         }
+    }
+
+    /// The same walk, reading the created-at index's copy of each profile
+    /// when `filters` can be decided on it ([`IndexEntry::may_match`]);
+    /// otherwise the copies are not parsed at all.
+    pub fn deciding(mut self, filters: &FilterSet) -> Self {
+        self.copies = !filters.is_empty() && filters.ignores_activity();
+        self
     }
 
     /// Index entries read from DynamoDB so far (handed out or buffered).
@@ -315,7 +328,7 @@ impl IndexWalk {
                 shard.buffer.extend(
                     items
                         .iter()
-                        .filter_map(|item| IndexEntry::of_item(item, self.index))
+                        .filter_map(|item| IndexEntry::of_item(item, self.index, self.copies))
                         .filter(|entry| self.skip.as_ref() != Some(&entry.sort_key)),
                 );
                 shard.done = start.is_none();
@@ -457,7 +470,7 @@ mod tests {
         let mut item: Item = key(keys::user_pk(&account, id), keys::PROFILE_SK);
         item.insert("gsi2sk".into(), s("0000000001000#x"));
         item.insert(attr::SEEN_SINCE.into(), AttributeValue::N("1000".into()));
-        let entry = IndexEntry::of_item(&item, keys::BY_SEEN).unwrap();
+        let entry = IndexEntry::of_item(&item, keys::BY_SEEN, true).unwrap();
         assert_eq!(entry.user, id);
         assert_eq!(
             entry.place,
@@ -469,10 +482,10 @@ mod tests {
         item.insert(attr::GHOST_OF.into(), s(id.to_string()));
         item.insert(attr::VALID_FROM.into(), AttributeValue::N("5".into()));
         item.insert(attr::VALID_UNTIL.into(), AttributeValue::N("9".into()));
-        let ghost = IndexEntry::of_item(&item, keys::BY_SEEN).unwrap();
+        let ghost = IndexEntry::of_item(&item, keys::BY_SEEN, true).unwrap();
         assert_eq!(ghost.place, Place::Ghost { from: 5, until: 9 });
         // No sort key of this index: not an entry of it.
-        assert_eq!(IndexEntry::of_item(&item, keys::BY_CREATED), None);
+        assert_eq!(IndexEntry::of_item(&item, keys::BY_CREATED, true), None);
     }
 
     #[test]
@@ -490,7 +503,7 @@ mod tests {
                     || keys::BY_CREATED.projects.unwrap().contains(&name.as_str())
             })
             .collect();
-        let entry = IndexEntry::of_item(&item, keys::BY_CREATED).unwrap();
+        let entry = IndexEntry::of_item(&item, keys::BY_CREATED, true).unwrap();
         let copy = entry.copy.clone().expect("a copy");
         assert_eq!(copy.attributes, user.attributes);
         assert_eq!(copy.segments, user.segments);
@@ -507,10 +520,19 @@ mod tests {
         assert!(entry.may_match(&query(
             "filters[0][field]=conversations&filters[0][operator]=gt&filters[0][value]=1000"
         )));
+        // Without copies asked for, none is parsed.
+        assert_eq!(
+            IndexEntry::of_item(&item, keys::BY_CREATED, false)
+                .unwrap()
+                .copy,
+            None
+        );
         // A whole profile (another index's item) is not taken for a copy.
         item.insert(attr::LAST_SEEN.into(), AttributeValue::N("1".into()));
         assert_eq!(
-            IndexEntry::of_item(&item, keys::BY_CREATED).unwrap().copy,
+            IndexEntry::of_item(&item, keys::BY_CREATED, true)
+                .unwrap()
+                .copy,
             None
         );
     }

@@ -258,7 +258,8 @@ impl Store {
             } else {
                 limit + 1
             },
-        );
+        )
+        .deciding(&query.filters);
         let mut users: Vec<User> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
         let mut more = false;

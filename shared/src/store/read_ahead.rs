@@ -73,6 +73,7 @@ impl Store {
             after,
             plan.page_items,
         )
+        .deciding(&plan.filters)
     }
 
     /// The next page of `walk`: up to `plan.page_items` entries, the users of
