@@ -450,13 +450,36 @@ async fn write_all(store: &Store, requests: Vec<aws_sdk_dynamodb::types::WriteRe
 
 /// Loads `count` conversations of user `user` straight into the table (the
 /// items `POST /users/{id}/conversations` writes, each with `first_message`)
-/// and sets the user's conversation count; returns their ids, oldest first.
+/// and moves the user's conversation counts; returns their ids, oldest first.
 pub async fn seed_conversations(
     store: &Store,
     account: &str,
     user: &str,
     count: usize,
     first_message: &str,
+) -> Vec<String> {
+    seed_conversations_keyed(store, account, user, count, first_message, false).await
+}
+
+/// [`seed_conversations`] as a version from before the current conversation
+/// keys wrote them (`C#{id}`, counted in `convs` only).
+pub async fn seed_legacy_conversations(
+    store: &Store,
+    account: &str,
+    user: &str,
+    count: usize,
+    first_message: &str,
+) -> Vec<String> {
+    seed_conversations_keyed(store, account, user, count, first_message, true).await
+}
+
+async fn seed_conversations_keyed(
+    store: &Store,
+    account: &str,
+    user: &str,
+    count: usize,
+    first_message: &str,
+    legacy: bool,
 ) -> Vec<String> {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::model::{ObjectId, Timestamp};
@@ -472,7 +495,11 @@ pub async fn seed_conversations(
             ids.push(id.to_string());
             let item = ConversationItem {
                 pk: keys::user_pk(&account, user),
-                sk: keys::conversation_sk(id),
+                sk: if legacy {
+                    keys::legacy_conversation_sk(id)
+                } else {
+                    keys::conversation_sk(id)
+                },
                 id,
                 date: Timestamp::now().millis(),
                 first_message: Some(first_message.to_owned()),
@@ -493,7 +520,11 @@ pub async fn seed_conversations(
         .update_item()
         .table_name(store.table())
         .set_key(Some(key(keys::user_pk(&account, user), keys::PROFILE_SK)))
-        .update_expression("ADD convs :n")
+        .update_expression(if legacy {
+            "ADD convs :n"
+        } else {
+            "ADD convs :n, pconvs :n"
+        })
         .expression_attribute_values(":n", n(count))
         .send()
         .await

@@ -13,7 +13,7 @@ use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
     SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations,
-    seed_users, segment_counts,
+    seed_legacy_conversations, seed_users, segment_counts,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -250,6 +250,153 @@ async fn an_erase_stops_before_the_request_deadline_and_the_rest_follows() {
     assert_eq!(items_mentioning(&api.store, &user).await, 0);
 }
 
+/// Every conversation id of `user` that paging `limit` at a time yields, in order.
+async fn paged_conversations(api: &TestApi, token: &str, user: &str, limit: usize) -> Vec<String> {
+    let mut paged = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let uri = match &after {
+            Some(after) => format!("/users/{user}/conversations?limit={limit}&after={after}"),
+            None => format!("/users/{user}/conversations?limit={limit}"),
+        };
+        let page = api.get(&uri, token).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let data = page.body["data"].as_array().unwrap();
+        assert_eq!(page.body["count"], data.len());
+        assert!(data.len() <= limit);
+        paged.extend(data.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        match page.body["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => return paged,
+        }
+    }
+}
+
+#[tokio::test]
+async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_are_merged_in() {
+    use shared::model::{AccountId, ObjectId};
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let account = AccountId::parse("acme").unwrap();
+    let user = api
+        .create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}}))
+        .await;
+    let plain = api
+        .create_user(&token, json!({"userId": "p", "attributes": {"a": "1"}}))
+        .await;
+    // GIVEN conversations keyed as before (`C#…`)
+    let mut older = seed_legacy_conversations(&api.store, "acme", &user, 30, "before").await;
+    // AND conversations recorded now, also for a user with no others
+    let mut ids = Vec::new();
+    for _ in 0..25 {
+        for of in [&user, &plain] {
+            let answer = api
+                .post(
+                    &format!("/users/{of}/conversations"),
+                    &token,
+                    json!({"firstMessage": "now"}),
+                )
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+            if of == &user {
+                ids.push(answer.body["id"].as_str().unwrap().to_owned());
+            }
+        }
+    }
+    ids.reverse();
+    // AND newer ones keyed as before, as a function of the version before
+    // writes them while a deployment rolls out
+    let mut during = seed_legacy_conversations(&api.store, "acme", &user, 7, "during").await;
+    older.reverse();
+    during.reverse();
+    let mut all = during.clone();
+    all.extend(ids.iter().cloned());
+    all.extend(older.iter().cloned());
+
+    // WHEN the details of the user with only current conversations are
+    // read THEN that is one request
+    let plain_id: ObjectId = plain.parse().unwrap();
+    let before = api.store.meter();
+    let details = api
+        .store
+        .user_details(&account, plain_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((api.store.meter() - before).requests, 1);
+    assert_eq!(details.conversations.len(), DETAILS_CONVERSATIONS);
+    assert_eq!(details.conversations_count, 25);
+    assert!(details.conversations_next.is_some());
+    // AND a page of its conversations is one round trip of two requests
+    let before = api.store.meter();
+    let page = api
+        .store
+        .conversations(&account, plain_id, None, 30)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((api.store.meter() - before).requests, 2);
+    assert_eq!((page.conversations.len(), page.next), (25, None));
+
+    // WHEN the details of the other are read THEN both kinds are merged, newest first
+    let details = api.get(&format!("/users/{user}"), &token).await;
+    assert_eq!(details.status, StatusCode::OK, "{}", details.text);
+    let shown: Vec<&str> = details.body["conversations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, all[..DETAILS_CONVERSATIONS]);
+    assert_eq!(details.body["conversationsCount"], all.len());
+    assert_eq!(
+        details.body["conversationsNext"],
+        all[DETAILS_CONVERSATIONS - 1].as_str()
+    );
+    // AND paging reaches each conversation once, in order, across both kinds
+    for limit in [1, 7, 100] {
+        assert_eq!(
+            paged_conversations(&api, &token, &user, limit).await,
+            all,
+            "limit {limit}"
+        );
+    }
+    // AND `after` may name either kind
+    for (after, rest) in [
+        (&older[0], &older[1..]),
+        (&ids[24], &older[..]),
+        (&during[6], &all[7..]),
+    ] {
+        let page = api
+            .get(
+                &format!("/users/{user}/conversations?limit=100&after={after}"),
+                &token,
+            )
+            .await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
+        let data: Vec<&str> = page.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(data, rest);
+    }
+
+    // WHEN the user is erased THEN no item of either kind is left
+    let answer = api
+        .with_cleanup(all_inline())
+        .delete(&format!("/users/{user}"), &token)
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    assert_eq!(items_mentioning(&api.store, &user).await, 0);
+    assert_error(
+        &api.get(&format!("/users/{user}/conversations"), &token)
+            .await,
+        404,
+    );
+}
+
 #[tokio::test]
 async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_rest_is_paged() {
     let api = TestApi::new().await;
@@ -284,24 +431,7 @@ async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_r
     assert!(api.store.items_read() - read_before <= 2 * DETAILS_CONVERSATIONS as u64);
 
     // AND every conversation is reached, once, newest first, by paging
-    let mut paged = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let uri = match &after {
-            Some(after) => format!("/users/{user}/conversations?limit=100&after={after}"),
-            None => format!("/users/{user}/conversations?limit=100"),
-        };
-        let page = api.get(&uri, &token).await;
-        assert_eq!(page.status, StatusCode::OK, "{}", page.text);
-        let data = page.body["data"].as_array().unwrap();
-        assert_eq!(page.body["count"], data.len());
-        paged.extend(data.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
-        match page.body["next"].as_str() {
-            Some(next) => after = Some(next.to_owned()),
-            None => break,
-        }
-    }
-    assert_eq!(paged, ids);
+    assert_eq!(paged_conversations(&api, &token, &user, 100).await, ids);
 
     // Bad paging is 400; another account's or an unknown user is 404.
     let bad = api

@@ -448,10 +448,10 @@ async fn the_user_routes_make_as_few_dynamodb_requests_as_their_items_allow() {
     })
     .await;
     assert_eq!(create, 1, "create");
-    // details read the profile and the newest conversations (two items
-    // collections' worth, sent together); the user is in no segment;
+    // details read the profile and the newest conversations, which sort
+    // right after it (one query); the user is in no segment;
     let details = requests_of(&api, &token, async || api.get(&path, &token).await.status).await;
-    assert_eq!(details, 2, "details");
+    assert_eq!(details, 1, "details");
     // a list page is one query of the index (keys) and one BatchGetItem of
     // the profiles;
     let list = requests_of(&api, &token, async || {
@@ -485,8 +485,9 @@ async fn the_meter_counts_items_and_the_units_the_engine_reports() {
     // THEN the token and the profile were read, and the time in flight kept
     assert_eq!(spent.items_read, 2, "{spent:?}");
     assert!(!spent.engine_time.is_zero());
-    // and every engine here reports consumed capacity (DynamoDB's rules:
-    // a strongly consistent read of up to 4 KB is one unit).
-    assert!(spent.read_units >= 2.0, "{spent:?}");
+    // and every engine here reports consumed capacity (DynamoDB's rules: a
+    // strongly consistent read of up to 4 KB is one unit; moto counts the
+    // profile's consistent `Query` as half of one).
+    assert!(spent.read_units >= 1.5, "{spent:?}");
     assert_eq!(spent.write_units, 0.0);
 }

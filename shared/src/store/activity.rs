@@ -86,9 +86,11 @@ impl Store {
                     .set("gsi2sk = :seen_key")
                     .patch_map(attr::SESSION, "s", &conversation.session_attributes)
                     .add("#convs :one")
+                    .add("#pconvs :one")
                     .name("#since", attr::SEEN_SINCE)
                     .name("#seen", attr::LAST_SEEN)
                     .name("#convs", attr::CONVERSATIONS)
+                    .name("#pconvs", attr::CURRENT_CONVERSATIONS)
                     .value(":now", n(now.millis()))
                     .value(
                         ":seen_shard",

@@ -35,7 +35,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, WriteRequest};
 use tokio::time::Instant;
 
-use super::items::{Item, JobItem, JobKind, from_item, key, n, s, to_item};
+use super::items::{Item, JobItem, JobKind, from_item, key, n, s, sort_key, to_item};
 use super::keys;
 use super::tx::{Expr, Outcome, Transaction, lock, outcome_of, take};
 use super::users::{claim_of, count_members, exists};
@@ -140,13 +140,6 @@ impl Pacer {
         tokio::time::sleep(wait).await;
         true
     }
-}
-
-fn sort_key_of(item: &Item) -> String {
-    item.get(keys::SK)
-        .and_then(|v| v.as_s().ok())
-        .cloned()
-        .unwrap_or_default()
 }
 
 /// What hiding an object removes, besides writing its job: the object's item
@@ -393,7 +386,7 @@ impl Store {
             let mut deletions = cursors;
             let mut written = deletions.len();
             for item in collection {
-                let sk = sort_key_of(&item);
+                let sk = sort_key(&item).to_owned();
                 match sk
                     .strip_prefix(keys::MEMBERSHIP_PREFIX)
                     .and_then(|id| id.parse::<ObjectId>().ok())
@@ -447,7 +440,7 @@ impl Store {
                         .and_then(|v| v.as_s().ok())
                         .cloned()
                         .unwrap_or_default(),
-                    sort_key_of(&item),
+                    sort_key(&item),
                 )
             })
             .collect())

@@ -265,11 +265,21 @@ impl IndexWalk {
     }
 
     /// The same walk, reading the created-at index's copy of each profile
-    /// when `filters` can be decided on it ([`IndexEntry::may_match`]);
-    /// otherwise the copies are not parsed at all.
+    /// when the index holds one and `filters` can be decided on it
+    /// ([`IndexEntry::may_match`]); otherwise the copies are not parsed at all.
     pub fn deciding(mut self, filters: &FilterSet) -> Self {
-        self.copies = !filters.is_empty() && filters.ignores_activity();
+        let holds_copies = self
+            .index
+            .projects
+            .is_some_and(|projected| projected.contains(&attr::ATTRS));
+        self.copies = holds_copies && !filters.is_empty() && filters.ignores_activity();
         self
+    }
+
+    /// Whether the walk's filters are decided on the index's copies, so
+    /// that only matches are fetched.
+    pub fn decides_on_copies(&self) -> bool {
+        self.copies
     }
 
     /// Index entries read from DynamoDB so far (handed out or buffered).
@@ -364,6 +374,45 @@ impl IndexWalk {
 }
 
 impl Store {
+    /// `entries`, in order, each with its user when the entry counts under
+    /// the snapshot `as_of` and its current profile passes `filters`: the
+    /// profiles of the entries that count and may match are fetched in one
+    /// go ([`Self::users_of_entries`]).
+    pub(super) async fn matching_users(
+        &self,
+        account: &AccountId,
+        entries: Vec<IndexEntry>,
+        as_of: Option<Timestamp>,
+        filters: &FilterSet,
+    ) -> Result<Vec<(IndexEntry, Option<User>)>, ApiError> {
+        let kept: Vec<bool> = entries
+            .iter()
+            .map(|entry| entry.counts(as_of) && entry.may_match(filters))
+            .collect();
+        let mut found = self
+            .users_of_entries(
+                account,
+                entries
+                    .iter()
+                    .zip(&kept)
+                    .filter(|(_, kept)| **kept)
+                    .map(|(entry, _)| entry),
+            )
+            .await?;
+        Ok(entries
+            .into_iter()
+            .zip(kept)
+            .map(|(entry, kept)| {
+                // A user erased meanwhile is not shown.
+                let user = kept
+                    .then(|| found.remove(&entry.user))
+                    .flatten()
+                    .filter(|user| filters.matches(user));
+                (entry, user)
+            })
+            .collect())
+    }
+
     /// The current profiles of the users `entries` stand for (one
     /// `BatchGetItem` per 100), by id; users erased meanwhile are missing.
     pub(super) async fn users_of_entries<'a>(

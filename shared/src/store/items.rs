@@ -20,6 +20,9 @@ pub mod attr {
     pub const USER_ID: &str = "userId";
     pub const BANNED: &str = "banned";
     pub const CONVERSATIONS: &str = "convs";
+    /// How many of `convs` are keyed `P#…`; the rest
+    /// are legacy (see `store::conversations`).
+    pub const CURRENT_CONVERSATIONS: &str = "pconvs";
     pub const SEGMENTS: &str = "segs";
     pub const CREATED_AT: &str = "createdAt";
     pub const LAST_SEEN: &str = "lastSeen";
@@ -50,6 +53,9 @@ pub struct ProfileItem {
     pub sess: BTreeMap<String, String>,
     #[serde(default)]
     pub convs: u64,
+    /// How many of `convs` are keyed the current way (absent: written before).
+    #[serde(default)]
+    pub pconvs: u64,
     #[serde(
         default,
         with = "serde_dynamo::string_set",
@@ -77,6 +83,13 @@ pub struct ProfileItem {
 }
 
 impl ProfileItem {
+    /// Whether some of the user's conversations are keyed the legacy way
+    /// (`C#…`): written before the current keys, or by a function of the
+    /// version before during a deployment.
+    pub fn has_legacy_conversations(&self) -> bool {
+        self.convs > self.pconvs
+    }
+
     /// The profile of `user`, placed in its shard of the account's sort
     /// indexes when they are written in `index_shards` shards.
     pub fn new(account: &AccountId, user: &User, index_shards: u16) -> Self {
@@ -90,6 +103,7 @@ impl ProfileItem {
             attrs: user.attributes.0.clone(),
             sess: user.session_attributes.clone(),
             convs: user.conversations,
+            pconvs: user.conversations,
             segs: user.segments.iter().map(ToString::to_string).collect(),
             created_at: user.created_at.millis(),
             last_seen: user.last_seen.millis(),
@@ -338,6 +352,13 @@ pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ApiError> {
 
 pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, ApiError> {
     serde_dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("deserialize item: {e}")))
+}
+
+/// An item's sort key (empty when it has none).
+pub fn sort_key(item: &Item) -> &str {
+    item.get(keys::SK)
+        .and_then(|v| v.as_s().ok())
+        .map_or("", String::as_str)
 }
 
 pub fn s(value: impl Into<String>) -> AttributeValue {

@@ -12,7 +12,7 @@
 //! | item              | pk                          | sk          | index keys |
 //! |-------------------|-----------------------------|-------------|------------|
 //! | user profile      | `A#{acct}#U#{id}`           | `P`         | `gsi1` created, `gsi2` last seen (both sharded), `gsi3` e-mail (hashed) |
-//! | conversation      | `A#{acct}#U#{id}`           | `C#{convId}`| — |
+//! | conversation      | `A#{acct}#U#{id}`           | `P#{convId inverted}` (before: `C#{convId}`) | — |
 //! | membership        | `A#{acct}#U#{id}`           | `M#{segId}` | `gsi4` = segment members |
 //! | `userId` claim    | `A#{acct}#UID#{sha256(userId)}` | `K`     | — |
 //! | segment           | `A#{acct}#S#{segId}`        | `S`         | `gsi1` segments by creation |
@@ -48,7 +48,13 @@ pub const CLAIM_SK: &str = "K";
 pub const SEGMENT_SK: &str = "S";
 pub const TOKEN_SK: &str = "T";
 pub const ACCOUNT_SK: &str = "A";
-pub const CONVERSATION_PREFIX: &str = "C#";
+/// Conversations sort right after the profile, newest first: one `Query`
+/// from [`PROFILE_SK`] yields the profile and the newest conversations.
+pub const CONVERSATION_PREFIX: &str = "P#";
+/// Conversations written before [`CONVERSATION_PREFIX`] (oldest first).
+pub const LEGACY_CONVERSATION_PREFIX: &str = "C#";
+/// Sorts after every key of the form `{prefix}{hex digits}`.
+pub const PAST_HEX: &str = "g";
 pub const MEMBERSHIP_PREFIX: &str = "M#";
 pub const GHOST_PREFIX: &str = "G#";
 pub const CURSOR_SK: &str = "R";
@@ -182,8 +188,24 @@ pub fn membership_sk(segment: ObjectId) -> String {
     format!("{MEMBERSHIP_PREFIX}{segment}")
 }
 
+/// A conversation's key: its id with every hex digit inverted, so that
+/// newer conversations sort first.
 pub fn conversation_sk(id: ObjectId) -> String {
-    format!("{CONVERSATION_PREFIX}{id}")
+    let inverted: String = id
+        .to_string()
+        .chars()
+        .map(|digit| {
+            let value = digit.to_digit(16).expect("an id is hex");
+            char::from_digit(15 - value, 16).expect("a hex digit")
+        })
+        .collect();
+    format!("{CONVERSATION_PREFIX}{inverted}")
+}
+
+/// The key a conversation had before [`conversation_sk`] (see
+/// `store::conversations`).
+pub fn legacy_conversation_sk(id: ObjectId) -> String {
+    format!("{LEGACY_CONVERSATION_PREFIX}{id}")
 }
 
 pub fn ghost_sk(old_sort_key: &str) -> String {
@@ -252,6 +274,33 @@ mod tests {
                 < time_sort_key(Timestamp::from_millis(1_000), b)
         );
         assert_eq!(early.len(), 13 + 1 + 24);
+    }
+
+    #[test]
+    fn conversations_sort_after_the_profile_newest_first() {
+        let older = ObjectId::at_seconds(5);
+        let newer = ObjectId::new();
+        let mut keys = [
+            MEMBERSHIP_PREFIX.to_owned(),
+            legacy_conversation_sk(newer),
+            conversation_sk(older),
+            GHOST_PREFIX.to_owned(),
+            conversation_sk(newer),
+            PROFILE_SK.to_owned(),
+        ];
+        keys.sort();
+        assert_eq!(keys[3], PROFILE_SK);
+        assert_eq!(keys[4], conversation_sk(newer));
+        assert_eq!(keys[5], conversation_sk(older));
+        assert!(conversation_sk(newer).starts_with(PROFILE_SK));
+        assert!(
+            conversation_sk(ObjectId::at_seconds(0)) < format!("{CONVERSATION_PREFIX}{PAST_HEX}")
+        );
+        assert!(
+            legacy_conversation_sk(ObjectId::at_seconds(u32::MAX as i64))
+                < format!("{LEGACY_CONVERSATION_PREFIX}{PAST_HEX}")
+        );
+        assert_eq!(conversation_sk(older).len(), 2 + 24);
     }
 
     #[test]

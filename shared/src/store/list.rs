@@ -30,7 +30,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::index_walk::{IndexEntry, IndexWalk, key_condition};
+use super::index_walk::{IndexWalk, key_condition};
 use super::items::{CursorItem, Item, ProfileItem, SegmentItem, from_item, key, s, to_item};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
@@ -268,9 +268,7 @@ impl Store {
         // fetches four pages' worth of profiles first (a filter that one
         // user in four passes fills the page with one `BatchGetItem`), then
         // twice as many each time, so a rare match soon reads in full batches.
-        let decided_on_index =
-            query.sort.field == SortField::CreatedAt && query.filters.ignores_activity();
-        let mut batch = if decided_on_index {
+        let mut batch = if walk.decides_on_copies() {
             FILTERED_READ
         } else {
             (4 * (limit + 1)).min(FILTERED_READ)
@@ -287,22 +285,15 @@ impl Store {
             if entries.is_empty() {
                 break;
             }
-            let kept = |entry: &&IndexEntry| entry.counts(as_of) && entry.may_match(&query.filters);
-            let mut found = self
-                .users_of_entries(account, entries.iter().filter(kept))
-                .await?;
-            for entry in entries {
+            for (entry, user) in self
+                .matching_users(account, entries, as_of, &query.filters)
+                .await?
+            {
                 if users.len() == limit {
                     more = true;
                     break 'batches;
                 }
-                // A user erased meanwhile is not shown.
-                if kept(&&entry)
-                    && let Some(user) = found.remove(&entry.user)
-                    && query.filters.matches(&user)
-                {
-                    users.push(user);
-                }
+                users.extend(user);
                 last_key = Some(entry.sort_key);
             }
             if users.len() == limit || walk.read() >= budget {

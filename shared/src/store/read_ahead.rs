@@ -88,15 +88,11 @@ impl Store {
             return Ok(None);
         };
         let last_key = last.sort_key.clone();
-        let counting = || {
-            entries
-                .iter()
-                .filter(|entry| entry.counts(plan.as_of) && entry.may_match(&plan.filters))
-        };
-        let mut found = self.users_of_entries(&plan.account, counting()).await?;
-        let users = counting()
-            .filter_map(|entry| found.remove(&entry.user))
-            .filter(|user| plan.filters.matches(user))
+        let users = self
+            .matching_users(&plan.account, entries, plan.as_of, &plan.filters)
+            .await?
+            .into_iter()
+            .filter_map(|(_, user)| user)
             .collect();
         Ok(Some(PageRead { users, last_key }))
     }

@@ -311,18 +311,17 @@ impl Store {
     /// The details form of a user: its profile, its newest
     /// [`DETAILS_CONVERSATIONS`] conversations (older ones are paged with
     /// [`Store::conversations`]) and the names of its segments. The profile
-    /// and the conversations are separate items, read at the same time: one
-    /// round trip.
+    /// and the conversations are one `Query` (see `conversations`); the
+    /// names of its segments, when it is in any, one `BatchGetItem` more.
     pub async fn user_details(
         &self,
         account: &AccountId,
         id: ObjectId,
     ) -> Result<Option<UserDetails>, ApiError> {
-        let (profile, newest) = tokio::try_join!(
-            self.get_profile(account, id),
-            self.conversation_page(account, id, None, DETAILS_CONVERSATIONS)
-        )?;
-        let Some(profile) = profile else {
+        let Some((profile, newest)) = self
+            .profile_and_newest(account, id, DETAILS_CONVERSATIONS)
+            .await?
+        else {
             return Ok(None);
         };
         let user = profile.into_user();
