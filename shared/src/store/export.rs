@@ -301,7 +301,9 @@ impl ExportReader {
                 let plan = self
                     .store
                     .walk_plan(&self.account, self.sort, filters, self.as_of);
-                let walk = self.store.walk_of(&plan, None, None);
+                let walk = self
+                    .store
+                    .walk_of(&plan, None, None, plan.first_page_per_shard());
                 Ok(Source::Walk(Box::new(Walk { plan, walk })))
             }
         }

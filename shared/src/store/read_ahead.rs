@@ -56,13 +56,26 @@ pub(super) struct PageRead {
     pub last_key: String,
 }
 
+impl WalkPlan {
+    /// Index entries per shard and `Query` for a walk that hands out one
+    /// page and is then given up (an export's first page, before the read
+    /// ahead takes over): a share of the page per shard, with a margin for
+    /// the shards that hold more than their share of it. The merge queries
+    /// a shard again when it runs dry, so a page is never short.
+    pub(super) fn first_page_per_shard(&self) -> usize {
+        (self.page_items + self.page_items / 4).div_ceil(self.pks.len().max(1))
+    }
+}
+
 impl Store {
-    /// A walk of `plan`'s index within `range` and after `after` when given.
+    /// A walk of `plan`'s index within `range` and after `after` when
+    /// given, reading `per_query` entries per shard and `Query`.
     pub(super) fn walk_of(
         &self,
         plan: &WalkPlan,
         range: Option<&KeyRange>,
         after: Option<&str>,
+        per_query: usize,
     ) -> IndexWalk {
         IndexWalk::new(
             self,
@@ -71,7 +84,7 @@ impl Store {
             plan.ascending,
             range,
             after,
-            plan.page_items,
+            per_query,
         )
         .deciding(&plan.filters)
     }
@@ -203,7 +216,7 @@ impl Sliced {
         let (sender, receiver) = mpsc::channel(PAGES_AHEAD);
         let (store, plan) = (self.store.clone(), self.plan.clone());
         tokio::spawn(async move {
-            let mut walk = store.walk_of(&plan, range.as_ref(), after.as_deref());
+            let mut walk = store.walk_of(&plan, range.as_ref(), after.as_deref(), plan.page_items);
             loop {
                 let read = store.walk_page(&plan, &mut walk).await;
                 let (delivery, last) = match read {
