@@ -262,6 +262,25 @@ impl TestApi {
         answer.body[0]["id"].as_str().expect("an id").to_owned()
     }
 
+    /// Records a conversation of `user` (`POST /users/{id}/conversations`);
+    /// returns its id.
+    pub async fn record_conversation(
+        &self,
+        token: &str,
+        user: &str,
+        first_message: &str,
+    ) -> String {
+        let answer = self
+            .post(
+                &format!("/users/{user}/conversations"),
+                token,
+                serde_json::json!({"firstMessage": first_message}),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer.body["id"].as_str().expect("an id").to_owned()
+    }
+
     /// Creates `users` in order, one bulk `POST /users` per 100; returns
     /// their ids in creation order.
     pub async fn create_users(&self, token: &str, users: Vec<Value>) -> Vec<String> {
@@ -458,29 +477,37 @@ pub async fn seed_conversations(
     count: usize,
     first_message: &str,
 ) -> Vec<String> {
-    seed_conversations_keyed(store, account, user, count, first_message, false).await
+    seed_conversations_keyed(
+        store,
+        account,
+        user,
+        count,
+        first_message,
+        ConversationKeys::Current,
+    )
+    .await
 }
 
-/// [`seed_conversations`] as a version from before the current conversation
-/// keys wrote them (`C#{id}`, counted in `convs` only).
-pub async fn seed_legacy_conversations(
+/// How seeded conversations are keyed (see `shared::store::conversations`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConversationKeys {
+    /// As `POST /users/{id}/conversations` keys them now.
+    Current,
+    /// As a version from before the current keys wrote them (`C#{id}`,
+    /// counted in `convs` only).
+    Legacy,
+}
+
+/// [`seed_conversations`], keyed as `keys` says.
+pub async fn seed_conversations_keyed(
     store: &Store,
     account: &str,
     user: &str,
     count: usize,
     first_message: &str,
+    keys: ConversationKeys,
 ) -> Vec<String> {
-    seed_conversations_keyed(store, account, user, count, first_message, true).await
-}
-
-async fn seed_conversations_keyed(
-    store: &Store,
-    account: &str,
-    user: &str,
-    count: usize,
-    first_message: &str,
-    legacy: bool,
-) -> Vec<String> {
+    let legacy = keys == ConversationKeys::Legacy;
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::model::{ObjectId, Timestamp};
     use shared::store::items::{ConversationItem, key, n, to_item};

@@ -12,8 +12,8 @@ use serde_json::json;
 use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
-    SeedUser, TestApi, assert_error, error_fields, items_mentioning, seed_conversations,
-    seed_legacy_conversations, seed_users, segment_counts,
+    ConversationKeys, SeedUser, TestApi, assert_error, error_fields, items_mentioning,
+    seed_conversations, seed_conversations_keyed, seed_users, segment_counts,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -54,14 +54,7 @@ async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
         .await;
     seed_conversations(&api.store, "acme", &user, 300, "hello").await;
     for _ in 0..3 {
-        let answer = api
-            .post(
-                &format!("/users/{user}/conversations"),
-                &token,
-                json!({"firstMessage": "x"}),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        api.record_conversation(&token, &user, "x").await;
     }
     // A lastSeen listing whose cursor rests on the user.
     let page = api
@@ -285,28 +278,33 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
         .create_user(&token, json!({"userId": "p", "attributes": {"a": "1"}}))
         .await;
     // GIVEN conversations keyed as before (`C#…`)
-    let mut older = seed_legacy_conversations(&api.store, "acme", &user, 30, "before").await;
+    let mut older = seed_conversations_keyed(
+        &api.store,
+        "acme",
+        &user,
+        30,
+        "before",
+        ConversationKeys::Legacy,
+    )
+    .await;
     // AND conversations recorded now, also for a user with no others
     let mut ids = Vec::new();
     for _ in 0..25 {
-        for of in [&user, &plain] {
-            let answer = api
-                .post(
-                    &format!("/users/{of}/conversations"),
-                    &token,
-                    json!({"firstMessage": "now"}),
-                )
-                .await;
-            assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-            if of == &user {
-                ids.push(answer.body["id"].as_str().unwrap().to_owned());
-            }
-        }
+        ids.push(api.record_conversation(&token, &user, "now").await);
+        api.record_conversation(&token, &plain, "now").await;
     }
     ids.reverse();
     // AND newer ones keyed as before, as a function of the version before
     // writes them while a deployment rolls out
-    let mut during = seed_legacy_conversations(&api.store, "acme", &user, 7, "during").await;
+    let mut during = seed_conversations_keyed(
+        &api.store,
+        "acme",
+        &user,
+        7,
+        "during",
+        ConversationKeys::Legacy,
+    )
+    .await;
     older.reverse();
     during.reverse();
     let mut all = during.clone();

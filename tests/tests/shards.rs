@@ -93,14 +93,7 @@ async fn entries_per_shard(api: &TestApi, account: &str, shards: u16) -> Vec<usi
 }
 
 async fn converse(api: &TestApi, token: &str, user: &str) {
-    let answer = api
-        .post(
-            &format!("/users/{user}/conversations"),
-            token,
-            json!({"firstMessage": "hi"}),
-        )
-        .await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    api.record_conversation(token, user, "hi").await;
     // Distinct lastSeen instants, so the expected order is unambiguous.
     tokio::time::sleep(std::time::Duration::from_millis(3)).await;
 }
