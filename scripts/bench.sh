@@ -319,7 +319,7 @@ lines += [
 calls = {c["call"]: c for c in json.load(open(os.path.join(work, "costs.json")))["calls"]}
 def requests(call):
     return calls[call]["requests"]
-lines.append(f"| GET by id: one DynamoDB request after auth | {requests('GET /users/{id}'):.2f} (profile and newest conversations, sent together) | {'yes' if requests('GET /users/{id}') <= 1 else 'no'} |")
+lines.append(f"| GET by id: one DynamoDB request after auth | {requests('GET /users/{id}'):.2f} (profile and newest conversations, one query); {requests('GET /users/{id} (in a segment)'):.2f} for a user in a segment (+ the segments' names) | {'yes' if requests('GET /users/{id}') <= 1 else 'no'}{', not in a segment' if requests('GET /users/{id} (in a segment)') > 1 else ''} |")
 lines.append(f"| create: one DynamoDB request after auth | {requests('POST /users (one)'):.2f} | {'yes' if requests('POST /users (one)') <= 1 else 'no'} |")
 pages = [c for c in calls if c.startswith("GET /users (")]
 worst_page = max(requests(c) for c in pages)

@@ -635,11 +635,15 @@ pub async fn items_mentioning(store: &Store, needle: &str) -> usize {
 
 /// The ids of a `GET /users` answer's `data`, in order.
 pub fn ids_of(answer: &Value) -> Vec<String> {
-    answer["data"]
-        .as_array()
-        .expect("a data array")
+    ids_in(&answer["data"])
+}
+
+/// The `id` of each object of the array `list`.
+pub fn ids_in(list: &Value) -> Vec<String> {
+    list.as_array()
+        .expect("an array")
         .iter()
-        .map(|u| u["id"].as_str().expect("an id").to_owned())
+        .map(|object| object["id"].as_str().expect("an id").to_owned())
         .collect()
 }
 

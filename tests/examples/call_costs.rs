@@ -64,11 +64,25 @@ async fn main() {
     let auth = per_call(api.store.meter() - before, rounds);
 
     let kinds: Vec<CallKind> = vec![
+        // Every tenth user is in the segment (`account_of`).
         CallKind {
             name: "GET /users/{id}",
             request: Box::new({
                 let ids = ids.clone();
-                move |i| (Method::GET, format!("/users/{}", ids[i]), None)
+                move |i| {
+                    let user = &ids[(10 * i + 1) % ids.len()];
+                    (Method::GET, format!("/users/{user}"), None)
+                }
+            }),
+        },
+        CallKind {
+            name: "GET /users/{id} (in a segment)",
+            request: Box::new({
+                let ids = ids.clone();
+                move |i| {
+                    let user = &ids[(10 * i) % ids.len()];
+                    (Method::GET, format!("/users/{user}"), None)
+                }
             }),
         },
         CallKind {

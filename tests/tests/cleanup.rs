@@ -12,8 +12,8 @@ use serde_json::json;
 use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
-    ConversationKeys, SeedUser, TestApi, assert_error, error_fields, items_mentioning,
-    seed_conversations, seed_conversations_keyed, seed_users, segment_counts,
+    ConversationKeys, SeedUser, TestApi, assert_error, error_fields, ids_in, ids_of,
+    items_mentioning, seed_conversations, seed_conversations_keyed, seed_users, segment_counts,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -254,10 +254,10 @@ async fn paged_conversations(api: &TestApi, token: &str, user: &str, limit: usiz
         };
         let page = api.get(&uri, token).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
-        let data = page.body["data"].as_array().unwrap();
+        let data = ids_of(&page.body);
         assert_eq!(page.body["count"], data.len());
         assert!(data.len() <= limit);
-        paged.extend(data.iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        paged.extend(data);
         match page.body["next"].as_str() {
             Some(next) => after = Some(next.to_owned()),
             None => return paged,
@@ -339,12 +339,7 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
     // WHEN the details of the other are read THEN both kinds are merged, newest first
     let details = api.get(&format!("/users/{user}"), &token).await;
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
-    let shown: Vec<&str> = details.body["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let shown = ids_in(&details.body["conversations"]);
     assert_eq!(shown, all[..DETAILS_CONVERSATIONS]);
     assert_eq!(details.body["conversationsCount"], all.len());
     assert_eq!(
@@ -372,13 +367,7 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
             )
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
-        let data: Vec<&str> = page.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["id"].as_str().unwrap())
-            .collect();
-        assert_eq!(data, rest);
+        assert_eq!(ids_of(&page.body), rest);
     }
 
     // WHEN the user is erased THEN no item of either kind is left
@@ -414,12 +403,7 @@ async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_r
     // THEN they hold the newest conversations and the count, and read little
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
     assert!(details.text.len() < 200_000, "{} bytes", details.text.len());
-    let shown: Vec<&str> = details.body["conversations"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["id"].as_str().unwrap())
-        .collect();
+    let shown = ids_in(&details.body["conversations"]);
     assert_eq!(shown, ids[..DETAILS_CONVERSATIONS]);
     assert_eq!(details.body["conversationsCount"], 2000);
     assert_eq!(
