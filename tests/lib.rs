@@ -498,20 +498,21 @@ pub enum ConversationKeys {
     Legacy,
 }
 
-/// [`seed_conversations`], keyed as `keys` says.
+/// [`seed_conversations`], keyed as `keyed` says.
 pub async fn seed_conversations_keyed(
     store: &Store,
     account: &str,
     user: &str,
     count: usize,
     first_message: &str,
-    keys: ConversationKeys,
+    keyed: ConversationKeys,
 ) -> Vec<String> {
-    let legacy = keys == ConversationKeys::Legacy;
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::model::{ObjectId, Timestamp};
     use shared::store::items::{ConversationItem, key, n, to_item};
     use shared::store::keys;
+
+    let legacy = keyed == ConversationKeys::Legacy;
 
     let account = AccountId::parse(account).expect("valid account");
     let user: ObjectId = user.parse().expect("a user id");

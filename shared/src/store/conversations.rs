@@ -56,17 +56,17 @@ impl ConversationPage {
 
 /// Where a user's conversations are kept (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Keys {
+enum Layout {
     Current,
     Legacy,
 }
 
-impl Keys {
+impl Layout {
     /// The sort-key range of the conversations from `after` (included) on
     /// to the oldest, and whether a forward `Query` reads it newest first.
     fn range(self, after: Option<ObjectId>) -> (String, String, bool) {
         match self {
-            Keys::Current => (
+            Layout::Current => (
                 after.map_or_else(
                     || keys::CONVERSATION_PREFIX.to_owned(),
                     keys::conversation_sk,
@@ -74,7 +74,7 @@ impl Keys {
                 format!("{}{}", keys::CONVERSATION_PREFIX, keys::PAST_HEX),
                 true,
             ),
-            Keys::Legacy => (
+            Layout::Legacy => (
                 keys::LEGACY_CONVERSATION_PREFIX.to_owned(),
                 after.map_or_else(
                     || format!("{}{}", keys::LEGACY_CONVERSATION_PREFIX, keys::PAST_HEX),
@@ -107,7 +107,7 @@ impl Store {
         let user_pk = keys::user_pk(account, user);
         let (profile, current) = tokio::try_join!(
             self.get_profile(account, user),
-            self.conversation_range(&user_pk, Keys::Current, after, limit + 1)
+            self.conversation_range(&user_pk, Layout::Current, after, limit + 1)
         )?;
         let Some(profile) = profile else {
             return Ok(None);
@@ -136,7 +136,7 @@ impl Store {
         limit: usize,
     ) -> Result<Option<(ProfileItem, ConversationPage)>, ApiError> {
         let user_pk = keys::user_pk(account, user);
-        let (_, highest, _) = Keys::Current.range(None);
+        let (_, highest, _) = Layout::Current.range(None);
         let mut items = self
             .query_collection(&user_pk, keys::PROFILE_SK, &highest, true, limit + 2)
             .await?
@@ -173,7 +173,7 @@ impl Store {
                 found_after: false,
             });
         }
-        self.conversation_range(&profile.pk, Keys::Legacy, after, want)
+        self.conversation_range(&profile.pk, Layout::Legacy, after, want)
             .await
     }
 
@@ -181,11 +181,11 @@ impl Store {
     async fn conversation_range(
         &self,
         user_pk: &str,
-        keys: Keys,
+        layout: Layout,
         after: Option<ObjectId>,
         want: usize,
     ) -> Result<RangeRead, ApiError> {
-        let (lowest, highest, forward) = keys.range(after);
+        let (lowest, highest, forward) = layout.range(after);
         // The range starts at `after` itself, when it is there.
         let read = want + usize::from(after.is_some());
         let mut found_after = false;
@@ -235,7 +235,7 @@ impl Store {
                 .set_exclusive_start_key(start)
                 .send()
                 .await
-                .map_err(|e| sdk_error("Query conversations", e))?;
+                .map_err(|e| sdk_error("Query user collection", e))?;
             items.extend(output.items.unwrap_or_default());
             start = output.last_evaluated_key;
             if start.is_none() || items.len() >= want {
