@@ -334,8 +334,8 @@ if get_by_id:
     lines.append(f"| local GET /users/{{id}} ≥ 8k req/s | {rps:.0f} req/s | {'yes' if rps >= 8000 else 'no'} |")
 lines += [
     "",
-    "What limits each, and what has been done, is in docs/benchmarks.md",
-    "(\"Cold starts and sizes\").",
+    "What limits each is in docs/benchmarks.md (\"Targets (issue 10): what",
+    "limits each\"), and what has been done in the sections after it.",
 ]
 open(out, "w").write("\n".join(lines) + "\n")
 print(open(out).read())
