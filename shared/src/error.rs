@@ -62,6 +62,13 @@ pub enum ApiError {
     TooLargeToStream,
     #[error("request body must be JSON (Content-Type: application/json)")]
     UnsupportedMediaType,
+    /// 409: an earlier request with the same `Idempotency-Key` is still
+    /// being worked on (and kept on for longer than a retry waits).
+    #[error("a request with this Idempotency-Key is still in progress; retry later")]
+    KeyInProgress,
+    /// 422: the `Idempotency-Key` was first used with another request.
+    #[error("this Idempotency-Key was used with another request (method, path or body)")]
+    KeyReused,
     /// 503: the database is unreachable or throttling us.
     #[error("the database is unavailable; retry later")]
     Unavailable { detail: String },
@@ -96,7 +103,8 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::KeyInProgress => StatusCode::CONFLICT,
+            Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge | Self::TooLargeToStream => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -128,7 +136,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
-        if status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(self, Self::Unavailable { .. } | Self::KeyInProgress) {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));

@@ -296,7 +296,7 @@ pub fn parse_new_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
     Ok(NewUser {
-        user_id: user_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+        user_id: user_id.unwrap_or_else(|| crate::model::new_uuid().to_string()),
         segments,
         attributes,
     })

@@ -266,6 +266,16 @@ async fn rest_user_lifecycle() {
         .expect("a conversation id")
         .to_owned();
     assert_ne!(conversation_id, user);
+    // The fixture carries an Idempotency-Key: sent again, it is answered
+    // with the first answer and recorded once (the details below show one).
+    let repeated = invoke(
+        Function::Users,
+        store,
+        &event("rest/user-conversations-create"),
+    )
+    .await;
+    assert_eq!(repeated.text, conversation.text);
+    assert_eq!(repeated.headers["idempotent-replayed"], "true");
 
     let details = invoke(Function::Users, store, &event("rest/user-get")).await;
     assert_ok(&details);

@@ -54,7 +54,7 @@ use futures_util::{Stream, TryStreamExt};
 use serde_json::{Map, Value};
 use shared::deadline::Deadline;
 use shared::export::{CsvRows, ExportRequest};
-use shared::http::{Account, AppState, JsonBody, MAX_BODY_BYTES, finish};
+use shared::http::{Account, AppState, JsonBody, MAX_BODY_BYTES, finish, idempotent};
 use shared::model::User;
 use shared::{ApiError, ApiResult};
 use tokio::sync::mpsc;
@@ -165,7 +165,12 @@ impl ExportState {
 pub fn routes(state: ExportState) -> Router {
     Router::new()
         .route("/users/export", post(export))
-        .merge(job_routes::routes())
+        .merge(
+            job_routes::routes().route_layer(axum::middleware::from_fn_with_state(
+                state.app.store.clone(),
+                idempotent,
+            )),
+        )
         .with_state(state)
 }
 

@@ -7,7 +7,7 @@
 use axum::extract::State;
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use shared::http::{Account, AppState, JsonBody, PathId, finish};
+use shared::http::{Account, AppState, JsonBody, PathId, finish, idempotent};
 use shared::model::Segment;
 use shared::store::SegmentChange;
 use shared::validate;
@@ -24,6 +24,10 @@ pub fn routes(state: AppState) -> Router {
         )
         .route("/segments", post(create_segment).get(list_segments))
         .route("/segments/{id}", put(rename_segment).delete(delete_segment))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.store.clone(),
+            idempotent,
+        ))
         .with_state(state)
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
-use shared::http::{Account, AppState, JsonBody, PathId, finish};
+use shared::http::{Account, AppState, JsonBody, PathId, finish, idempotent};
 use shared::model::UserSummary;
 use shared::validate::{self, NewUser};
 use shared::{ApiError, ApiResult, Envelope};
@@ -29,6 +29,10 @@ pub fn routes(state: AppState) -> Router {
             "/users/{id}/conversations",
             post(record_conversation).get(list_conversations),
         )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.store.clone(),
+            idempotent,
+        ))
         .with_state(state)
 }
 

@@ -5,6 +5,7 @@
 mod account;
 mod auth;
 mod body;
+mod idempotency;
 mod observe;
 
 use axum::Router;
@@ -15,6 +16,9 @@ use axum::http::request::Parts;
 pub use account::{ACCOUNT_CONTEXT_KEY, Account, with_account};
 pub use auth::{PUBLIC_PATHS, authorize, bearer_token};
 pub use body::{JsonBody, MAX_BODY_BYTES};
+pub use idempotency::{
+    IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, REPLAYED_HEADER, idempotent,
+};
 pub use observe::{REQUEST_ID_HEADER, init_logging, log_filter, observe};
 
 use crate::error::ApiError;

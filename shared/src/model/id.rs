@@ -1,13 +1,21 @@
 //! Object ids: 24 lowercase hex characters, time-ordered like MongoDB ObjectIds
 //! (4 bytes of Unix seconds, 5 random bytes fixed per process, a 3-byte counter),
 //! so ids sort by creation time and never collide between concurrent writers.
+//!
+//! A request that carries an `Idempotency-Key` draws its new ids from an
+//! [`IdSeed`] instead: the same key gives the same ids, in the same order, to
+//! every attempt of the request, so an attempt that repeats one a crash cut
+//! short finds the objects the first one wrote under the ids it would write
+//! (see `http::idempotency`).
 
 use std::fmt;
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
 
 /// A 12-byte object id, shown as 24 lowercase hex characters.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -38,9 +46,75 @@ fn next_counter() -> u32 {
         .fetch_add(1, Ordering::Relaxed)
 }
 
+/// The source of the new ids (and generated `userId`s) of one request that
+/// carries an idempotency key: the n-th draw of a seed is a function of the
+/// seed alone. Object ids keep their time part: the seconds at which the key
+/// was first claimed.
+#[derive(Debug)]
+pub struct IdSeed {
+    seconds: u32,
+    secret: [u8; 32],
+    drawn: AtomicU32,
+}
+
+tokio::task_local! {
+    static SEED: IdSeed;
+}
+
+impl IdSeed {
+    /// The seed of a key first claimed at `seconds`; `secret` names the key
+    /// (and its account) and is never shown.
+    pub fn new(seconds: i64, secret: [u8; 32]) -> Self {
+        Self {
+            seconds: seconds.clamp(0, u32::MAX as i64) as u32,
+            secret,
+            drawn: AtomicU32::new(0),
+        }
+    }
+
+    /// Runs `work` with its new ids drawn from this seed.
+    pub async fn scope<F: Future>(self, work: F) -> F::Output {
+        SEED.scope(self, work).await
+    }
+
+    fn draw(&self) -> [u8; 32] {
+        let n = self.drawn.fetch_add(1, Ordering::Relaxed);
+        Sha256::new()
+            .chain_update(self.secret)
+            .chain_update(n.to_be_bytes())
+            .finalize()
+            .into()
+    }
+
+    /// The next draw of the current task's seed, if it has one.
+    fn next() -> Option<(u32, [u8; 32])> {
+        SEED.try_with(|seed| (seed.seconds, seed.draw())).ok()
+    }
+}
+
+/// A new random (version 4) UUID, drawn from the request's [`IdSeed`] when
+/// it has one: what a user created without a `userId` is given.
+pub fn new_uuid() -> uuid::Uuid {
+    match IdSeed::next() {
+        Some((_, drawn)) => {
+            let mut bytes = [0u8; 16];
+            bytes.copy_from_slice(&drawn[..16]);
+            uuid::Builder::from_random_bytes(bytes).into_uuid()
+        }
+        None => uuid::Uuid::new_v4(),
+    }
+}
+
 impl ObjectId {
-    /// A new id for an object created now.
+    /// A new id for an object created now (or drawn from the request's
+    /// [`IdSeed`]).
     pub fn new() -> Self {
+        if let Some((seconds, drawn)) = IdSeed::next() {
+            let mut bytes = [0u8; 12];
+            bytes[..4].copy_from_slice(&seconds.to_be_bytes());
+            bytes[4..].copy_from_slice(&drawn[..8]);
+            return Self(bytes);
+        }
         Self::at_seconds(crate::model::Timestamp::now().unix_seconds())
     }
 
@@ -134,6 +208,21 @@ mod tests {
         sorted.dedup();
         assert_eq!(sorted.len(), ids.len());
         assert!(ObjectId::at_seconds(1_000) < ObjectId::at_seconds(2_000));
+    }
+
+    #[tokio::test]
+    async fn a_seed_gives_the_same_ids_in_the_same_order_to_every_attempt() {
+        let attempt = |secret: [u8; 32]| {
+            IdSeed::new(1_548_250_350, secret)
+                .scope(async { (ObjectId::new(), new_uuid(), ObjectId::new()) })
+        };
+        let first = attempt([7; 32]).await;
+        assert_eq!(attempt([7; 32]).await, first);
+        assert_ne!(attempt([8; 32]).await, first);
+        assert_ne!(first.0, first.2);
+        assert_eq!(first.0.seconds(), 1_548_250_350);
+        assert_eq!(first.1.get_version_num(), 4);
+        assert_ne!(ObjectId::new(), first.0, "no seed outside the scope");
     }
 
     #[test]

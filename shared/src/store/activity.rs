@@ -9,9 +9,11 @@
 //! before the count grew moves to its new shard at its next conversation
 //! (the index entry is rewritten anyway).
 
+use std::ops::ControlFlow;
+
 use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
 use super::size::check_profile_fits;
-use super::tx::{Expr, Transaction, UpdateExpr};
+use super::tx::{Expr, Outcome, Transaction, UpdateExpr};
 use super::users::absent;
 use super::{Store, keys};
 use crate::error::ApiError;
@@ -104,7 +106,20 @@ impl Store {
                     .build(),
                 Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
             );
-            Ok(self.commit(transaction).await?.committed())
+            let outcome = self.commit(transaction).await?;
+            if let Outcome::ConditionFailed(failed) = &outcome
+                && (failed.contains(&0)
+                    || failed.is_empty()
+                        && self
+                            .get_consistent("GetItem conversation", &item.pk, &item.sk)
+                            .await?
+                            .is_some())
+            {
+                // Recorded by an earlier attempt of this request (its
+                // Idempotency-Key gives every attempt the same id).
+                return Ok(ControlFlow::Break(()));
+            }
+            Ok(outcome.committed())
         })
         .await?;
         Ok(id)

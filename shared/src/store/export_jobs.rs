@@ -244,9 +244,11 @@ impl Store {
             Outcome::Busy => Err(ApiError::Unavailable {
                 detail: "TransactWriteItems export job: busy".into(),
             }),
-            Outcome::ConditionFailed(_) => Err(ApiError::Internal(
-                "a new export job's id was already taken".into(),
-            )),
+            // Written by an earlier attempt of this request (its
+            // Idempotency-Key gives every attempt the same id).
+            Outcome::ConditionFailed(_) => self.export_job(account, id).await?.ok_or_else(|| {
+                ApiError::Internal("a new export job's id was already taken".into())
+            }),
         }
     }
 
@@ -383,21 +385,8 @@ impl Store {
     }
 
     async fn put_job(&self, job: &ExportJob, condition: Expr) -> Result<Outcome, ApiError> {
-        let written = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(to_item(job)?))
-            .condition_expression(condition.text)
-            .set_expression_attribute_names(
-                (!condition.names.is_empty()).then_some(condition.names),
-            )
-            .set_expression_attribute_values(
-                (!condition.values.is_empty()).then_some(condition.values),
-            )
-            .send()
-            .await;
-        outcome_of("PutItem export job", written)
+        self.put_if("PutItem export job", to_item(job)?, condition)
+            .await
     }
 }
 

@@ -18,6 +18,7 @@
 //! | segment           | `A#{acct}#S#{segId}`        | `S`         | `gsi1` segments by creation |
 //! | segment-name claim| `A#{acct}#SN#{sha256(name)}`| `K`         | — |
 //! | last-seen ghost   | `A#{acct}#U#{id}`           | `G#{oldKey}`| `gsi2` the user's former place |
+//! | idempotency key   | `A#{acct}#IK#{sha256(key)}` | `K`         | — |
 //! | paging cursor     | `A#{acct}#CUR#{cursorId}`   | `R`         | `gsi4` = the cursors resting on a user |
 //! | clean-up job      | `JOB#{shard}`               | the object's pk | — |
 //! | export job        | `A#{acct}#EXP#{jobId}`      | `EXPORT`    | — |
@@ -170,6 +171,11 @@ pub fn email_pk(account: &AccountId, email: &str) -> String {
 
 pub fn user_id_claim_pk(account: &AccountId, user_id: &str) -> String {
     format!("A#{account}#UID#{}", digest(user_id))
+}
+
+/// The record of an `Idempotency-Key` of `account` (see `idempotency`).
+pub fn idempotency_key_pk(account: &AccountId, key: &str) -> String {
+    format!("A#{account}#IK#{}", digest(key))
 }
 
 pub fn segment_pk(account: &AccountId, id: ObjectId) -> String {

@@ -11,6 +11,7 @@ mod cleanup;
 mod conversations;
 mod export;
 mod export_jobs;
+mod idempotency;
 mod index_walk;
 pub mod items;
 pub mod keys;
@@ -38,6 +39,9 @@ pub use cleanup::{CleanupConfig, Sweep};
 pub use conversations::{ConversationPage, DETAILS_CONVERSATIONS, MAX_CONVERSATIONS_PAGE};
 pub use export::{EXPORT_PAGE, ExportPosition, ExportReader};
 pub use export_jobs::{EXPORT_JOB_LIFETIME_SECONDS, ExportJob, ExportJobState, Lease};
+pub use idempotency::{
+    IDEMPOTENCY_KEY_LIFETIME_SECONDS, KeyClaim, KeyGrant, MAX_STORED_ANSWER_BYTES, StoredAnswer,
+};
 pub use list::{Page, READ_BUDGET};
 pub use meter::{Meter, MeterReading};
 pub use read_ahead::{PAGES_AHEAD, READ_AHEAD_SLICES};

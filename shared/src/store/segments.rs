@@ -77,6 +77,11 @@ impl Store {
             if let Outcome::ConditionFailed(_) = outcome
                 && let Some(existing) = self.claim_owner(&claim_pk).await?
             {
+                if existing == id {
+                    // Written by an earlier attempt of this request
+                    // (its Idempotency-Key gives every attempt the same id).
+                    return Ok(ControlFlow::Break(()));
+                }
                 return Err(name_taken(Some(existing)));
             }
             Ok(outcome.committed())

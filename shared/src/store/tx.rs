@@ -365,6 +365,30 @@ fn pause(attempt: u32) -> Duration {
 }
 
 impl Store {
+    /// Writes `item` whole if `condition` holds.
+    pub(crate) async fn put_if(
+        &self,
+        operation: &str,
+        item: Item,
+        condition: Expr,
+    ) -> Result<Outcome, ApiError> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression(condition.text)
+            .set_expression_attribute_names(
+                (!condition.names.is_empty()).then_some(condition.names),
+            )
+            .set_expression_attribute_values(
+                (!condition.values.is_empty()).then_some(condition.values),
+            )
+            .send()
+            .await;
+        outcome_of(operation, written)
+    }
+
     pub(crate) async fn commit(&self, transaction: Transaction) -> Result<Outcome, ApiError> {
         if transaction.is_empty() {
             return Ok(Outcome::Committed);

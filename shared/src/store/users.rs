@@ -138,6 +138,11 @@ impl Store {
             let outcome = self.commit(transaction).await?;
             if let Outcome::ConditionFailed(_) = outcome {
                 if let Some(existing) = self.claim_owner(&claim_pk).await? {
+                    if existing == user.id {
+                        // Written by an earlier attempt of this request
+                        // (its Idempotency-Key gives every attempt the same id).
+                        return Ok(ControlFlow::Break(()));
+                    }
                     return Err(ApiError::Conflict {
                         message: "a user with this userId already exists".into(),
                         id: Some(existing.to_string()),

@@ -1,0 +1,345 @@
+//! `Idempotency-Key`: a retried write is answered with the first answer and
+//! done once, also when the attempts arrive together, and also when the
+//! first attempt stopped after its work and before its answer was kept.
+
+use axum::body::Body;
+use http::{Method, Request, StatusCode};
+use serde_json::{Value, json};
+use shared::model::AccountId;
+use shared::store::items::{key, n};
+use shared::store::keys;
+use users_api_tests::{Answer, TestApi, assert_error};
+
+/// Sends `body` (JSON, when given) with `Idempotency-Key: key`.
+async fn send_keyed(
+    api: &TestApi,
+    method: Method,
+    uri: &str,
+    token: &str,
+    idempotency_key: &str,
+    body: Option<Value>,
+) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("authorization", format!("Bearer {token}"))
+        .header("idempotency-key", idempotency_key)
+        .header("content-type", "application/json");
+    let body = body.map_or_else(Body::empty, |body| Body::from(body.to_string()));
+    api.send(request.body(body).expect("request")).await
+}
+
+/// Leaves the key's record as an attempt that stopped after its work, before
+/// its answer was kept, leaves it once its lease has run out.
+async fn forget_answer(api: &TestApi, account: &str, idempotency_key: &str) {
+    let account = AccountId::parse(account).unwrap();
+    api.store
+        .client()
+        .update_item()
+        .table_name(api.store.table())
+        .set_key(Some(key(
+            keys::idempotency_key_pk(&account, idempotency_key),
+            keys::CLAIM_SK,
+        )))
+        .update_expression("REMOVE answer SET leaseUntil = :zero")
+        .condition_expression("attribute_exists(answer)")
+        .expression_attribute_values(":zero", n(0))
+        .send()
+        .await
+        .expect("the key's record had an answer");
+}
+
+async fn user_count(api: &TestApi, token: &str) -> usize {
+    api.get("/users", token).await.body["count"]
+        .as_u64()
+        .unwrap() as usize
+}
+
+#[tokio::test]
+async fn a_repeated_create_without_user_id_gets_the_first_answer_and_one_user() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = json!({"attributes": {"default_email": "ann@example.com"}});
+
+    let first = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &token,
+        "create-ann",
+        Some(user.clone()),
+    )
+    .await;
+    let again = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &token,
+        "create-ann",
+        Some(user),
+    )
+    .await;
+
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(
+        again.text, first.text,
+        "the first answer, timestamp and all"
+    );
+    assert_eq!(again.headers["content-type"], first.headers["content-type"]);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    assert_eq!(user_count(&api, &token).await, 1);
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_request_is_422_and_changes_nothing() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let first = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &token,
+        "k1",
+        Some(json!({"userId": "a", "attributes": {"x": "1"}})),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+
+    let other_body = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &token,
+        "k1",
+        Some(json!({"userId": "b", "attributes": {"x": "1"}})),
+    )
+    .await;
+    assert_error(&other_body, 422);
+    let other_route = send_keyed(
+        &api,
+        Method::POST,
+        "/segments",
+        &token,
+        "k1",
+        Some(json!({"name": "VIP"})),
+    )
+    .await;
+    assert_error(&other_route, 422);
+
+    assert_eq!(user_count(&api, &token).await, 1);
+    let segments = api.get("/segments", &token).await.body;
+    assert_eq!(segments.as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn keys_belong_to_their_account() {
+    let api = TestApi::new().await;
+    let acme = api.token("acme").await;
+    let globex = api.token("globex").await;
+    let user = json!({"userId": "same", "attributes": {"x": "1"}});
+    let at_acme = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &acme,
+        "shared-key",
+        Some(user.clone()),
+    )
+    .await;
+    let at_globex = send_keyed(
+        &api,
+        Method::POST,
+        "/users",
+        &globex,
+        "shared-key",
+        Some(user),
+    )
+    .await;
+    assert_eq!(at_acme.status, StatusCode::OK);
+    assert_eq!(at_globex.status, StatusCode::OK);
+    assert!(at_globex.headers.get("idempotent-replayed").is_none());
+    assert_ne!(at_acme.body[0]["id"], at_globex.body[0]["id"]);
+    assert_eq!(user_count(&api, &globex).await, 1);
+}
+
+#[tokio::test]
+async fn attempts_that_arrive_together_store_one_user_and_get_one_answer() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = json!({"attributes": {"default_email": "bob@example.com"}});
+    let attempts = (0..6).map(|_| {
+        send_keyed(
+            &api,
+            Method::POST,
+            "/users",
+            &token,
+            "together",
+            Some(user.clone()),
+        )
+    });
+    let answers = futures_util::future::join_all(attempts).await;
+    let ids: Vec<&Value> = answers.iter().map(|a| &a.body[0]["id"]).collect();
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    }
+    assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+    assert_eq!(user_count(&api, &token).await, 1);
+}
+
+#[tokio::test]
+async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not_again() {
+    // GIVEN a user, a segment, a conversation and an export job, each
+    // created by an attempt whose answer was never kept (it stopped)
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let creates = [
+        (
+            "/users",
+            json!({"attributes": {"default_email": "cy@example.com"}}),
+        ),
+        ("/segments", json!({"name": "VIP"})),
+        ("/users/exports", json!({"fields": ["userId"]})),
+    ];
+    let mut firsts = Vec::new();
+    for (uri, body) in &creates {
+        let first = send_keyed(&api, Method::POST, uri, &token, uri, Some(body.clone())).await;
+        assert!(first.status.is_success(), "{uri}: {}", first.text);
+        forget_answer(&api, "acme", uri).await;
+        firsts.push(first);
+    }
+    let user = firsts[0].body[0]["id"].as_str().unwrap().to_owned();
+    let conversations = format!("/users/{user}/conversations");
+    let first_conversation = send_keyed(
+        &api,
+        Method::POST,
+        &conversations,
+        &token,
+        "talk",
+        Some(json!({"firstMessage": "hi"})),
+    )
+    .await;
+    assert_eq!(
+        first_conversation.status,
+        StatusCode::OK,
+        "{}",
+        first_conversation.text
+    );
+    forget_answer(&api, "acme", "talk").await;
+
+    // WHEN each is sent again under its key
+    for ((uri, body), first) in creates.iter().zip(&firsts) {
+        let again = send_keyed(&api, Method::POST, uri, &token, uri, Some(body.clone())).await;
+        // THEN it answers as the first attempt did, naming the same object
+        assert_eq!(again.status, first.status, "{uri}: {}", again.text);
+        assert!(
+            again.headers.get("idempotent-replayed").is_none(),
+            "{uri}: done, not replayed"
+        );
+        let id_of = |answer: &Answer| match answer.body.get(0) {
+            Some(element) => element["id"].clone(),
+            None => answer.body["id"].clone(),
+        };
+        assert_eq!(id_of(&again), id_of(first), "{uri}");
+    }
+    let again = send_keyed(
+        &api,
+        Method::POST,
+        &conversations,
+        &token,
+        "talk",
+        Some(json!({"firstMessage": "hi"})),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text);
+    assert_eq!(again.body["id"], first_conversation.body["id"]);
+
+    // AND nothing was done twice
+    assert_eq!(user_count(&api, &token).await, 1);
+    let details = api.get(&format!("/users/{user}"), &token).await.body;
+    assert_eq!(details["conversations"].as_array().unwrap().len(), 1);
+    let listed = api.get("/users", &token).await.body;
+    assert_eq!(listed["data"][0]["conversations"], 1);
+    let segments = api.get("/segments", &token).await.body;
+    assert_eq!(segments.as_array().unwrap().len(), 1);
+    // AND the answer is now kept
+    let replayed = send_keyed(
+        &api,
+        Method::POST,
+        &conversations,
+        &token,
+        "talk",
+        Some(json!({"firstMessage": "hi"})),
+    )
+    .await;
+    assert_eq!(replayed.headers["idempotent-replayed"], "true");
+    assert_eq!(replayed.text, again.text);
+}
+
+#[tokio::test]
+async fn errors_are_kept_too_and_reads_and_bad_keys_are_told_apart() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let missing = "/users/5c486eeebda7873576a379e4/ban";
+    let first = send_keyed(
+        &api,
+        Method::PUT,
+        missing,
+        &token,
+        "ban",
+        Some(json!({"banned": true})),
+    )
+    .await;
+    assert_error(&first, 404);
+    let again = send_keyed(
+        &api,
+        Method::PUT,
+        missing,
+        &token,
+        "ban",
+        Some(json!({"banned": true})),
+    )
+    .await;
+    assert_error(&again, 404);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+
+    let bad_key = send_keyed(
+        &api,
+        Method::POST,
+        "/segments",
+        &token,
+        "two words",
+        Some(json!({"name": "A"})),
+    )
+    .await;
+    assert_error(&bad_key, 400);
+    assert_eq!(
+        bad_key.body["status"]["errors"][0]["field"],
+        "Idempotency-Key"
+    );
+
+    // A read ignores the header.
+    for _ in 0..2 {
+        let list = send_keyed(&api, Method::GET, "/users", &token, "read", None).await;
+        assert_eq!(list.status, StatusCode::OK);
+        assert!(list.headers.get("idempotent-replayed").is_none());
+    }
+}
+
+#[tokio::test]
+async fn a_repeated_delete_answers_200_again() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let user = api
+        .create_user(&token, json!({"userId": "gone", "attributes": {"x": "1"}}))
+        .await;
+    let uri = format!("/users/{user}");
+    let first = send_keyed(&api, Method::DELETE, &uri, &token, "erase", None).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text);
+    let again = send_keyed(&api, Method::DELETE, &uri, &token, "erase", None).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.text, first.text);
+    let unkeyed = api.delete(&uri, &token).await;
+    assert_error(&unkeyed, 404);
+}
