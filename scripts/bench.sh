@@ -113,7 +113,8 @@ fi
 echo "== local server (embedded engine) for the functions' first answers"
 DATA="$WORK/data"
 PORT=$("$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-USERS_API_CLEANUP_INTERVAL_MS=0 "$BIN/users-api" --data-dir "$DATA" --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
+# No per-account limit: wrk measures the server, not the throttle.
+USERS_API_ACCOUNT_RATE_LIMIT=0 USERS_API_CLEANUP_INTERVAL_MS=0 "$BIN/users-api" --data-dir "$DATA" --addr "127.0.0.1:$PORT" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 for _ in $(seq 1 100); do
     [[ -s "$DATA/engine.endpoint" ]] && curl -s -o /dev/null "http://127.0.0.1:$PORT/health" && break

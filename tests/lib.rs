@@ -183,6 +183,11 @@ impl TestApi {
         self._store.token(account).await
     }
 
+    /// The endpoint of the engine its table lives on.
+    pub fn endpoint(&self) -> String {
+        self._store.endpoint()
+    }
+
     /// The same API on the same table, with another clean-up configuration
     /// (e.g. none inline, to leave a delete's clean-up pending).
     pub fn with_cleanup(&self, cleanup: shared::store::CleanupConfig) -> TestApi {
@@ -193,6 +198,17 @@ impl TestApi {
     /// sort indexes in `shards` shards.
     pub fn with_index_shards(&self, shards: u16) -> TestApi {
         self.on_store(self.store.clone().with_index_shards(shards))
+    }
+
+    /// The same API with each account held to `limits`, as the local server
+    /// holds it.
+    pub fn with_account_limits(&self, limits: shared::http::AccountLimits) -> TestApi {
+        let mut api = self.on_store(self.store.clone());
+        api.app = users_api::app_with_limits(
+            test_export_state(&self.store, self.files.clone()),
+            Some(limits),
+        );
+        api
     }
 
     /// The API on `store` (a variant of this one's, or another table on the

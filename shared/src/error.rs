@@ -69,6 +69,9 @@ pub enum ApiError {
     /// 422: the `Idempotency-Key` was first used with another request.
     #[error("this Idempotency-Key was used with another request (method, path or body)")]
     KeyReused,
+    /// 429: the account sent more than its limits allow.
+    #[error("too many requests, retry later")]
+    Throttled { retry_after_seconds: u32 },
     /// 503: the database is unreachable or throttling us.
     #[error("the database is unavailable; retry later")]
     Unavailable { detail: String },
@@ -105,6 +108,7 @@ impl ApiError {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } | Self::KeyInProgress => StatusCode::CONFLICT,
             Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge | Self::TooLargeToStream => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -136,10 +140,17 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
-        if matches!(self, Self::Unavailable { .. } | Self::KeyInProgress) {
+        let retry_after = match self {
+            Self::Unavailable { .. } | Self::KeyInProgress => Some(RETRY_AFTER_SECONDS),
+            Self::Throttled {
+                retry_after_seconds,
+            } => Some(retry_after_seconds),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }

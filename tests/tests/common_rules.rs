@@ -301,3 +301,36 @@ async fn success_envelopes_have_the_reference_timestamp_format() {
     assert!(ts.ends_with('Z'));
     assert_eq!(envelope["status"], json!({"code": 200, "type": "success"}));
 }
+
+#[tokio::test]
+async fn an_account_past_its_limits_gets_429_with_retry_after_and_others_go_on() {
+    // GIVEN accounts held to a burst of 3 and 1 request a second
+    let api = TestApi::new()
+        .await
+        .with_account_limits(shared::http::AccountLimits {
+            rate_per_second: 1.0,
+            burst: 3,
+        });
+    let acme = api.token("acme").await;
+    let globex = api.token("globex").await;
+
+    // WHEN acme sends a fourth request at once
+    for _ in 0..3 {
+        assert_eq!(api.get("/users", &acme).await.status, StatusCode::OK);
+    }
+    let throttled = api.post("/segments", &acme, json!({"name": "never"})).await;
+
+    // THEN it is 429 with Retry-After, in the envelope, and nothing changed
+    assert_error(&throttled, 429);
+    assert_eq!(throttled.headers["retry-after"], "1");
+    assert_eq!(
+        throttled.body["status"]["message"],
+        "too many requests, retry later"
+    );
+    // AND another account, and the health check, are not held back
+    assert_eq!(api.get("/users", &globex).await.status, StatusCode::OK);
+    let health = api.call(Method::GET, "/health", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(api.get("/segments", &acme).await.body, json!([]));
+}

@@ -18,7 +18,9 @@
 //!   only on `methodArn`: API Gateway caches the decision per token (300 s in
 //!   the template) and reuses it for *every* route, so a policy naming only
 //!   the first route would deny the next one from the cache. `principalId`
-//!   is the account id, `context` carries `accountId`.
+//!   is the account id, `context` carries `accountId`, and
+//!   `usageIdentifierKey` names the account's API key in the usage plan
+//!   (per-account throttling; see `shared::http::usage_identifier_key`).
 //! - **401.** A missing, malformed or unknown token makes the function fail
 //!   with the error message `Unauthorized`, exactly: that is API Gateway's
 //!   documented signal for a 401 (a `Deny` policy would be a 403, which the
@@ -39,7 +41,7 @@ use std::fmt;
 
 use lambda_runtime::Diagnostic;
 use serde::{Deserialize, Serialize};
-use shared::http::{ACCOUNT_CONTEXT_KEY, bearer_token};
+use shared::http::{ACCOUNT_CONTEXT_KEY, bearer_token, usage_identifier_key};
 use shared::model::AccountId;
 use shared::store::Store;
 
@@ -126,6 +128,9 @@ pub struct AuthorizerResponse {
     /// String values only: API Gateway passes strings, numbers and booleans
     /// through, and the functions read `accountId` as a string.
     pub context: BTreeMap<String, String>,
+    /// The account's API key in the usage plan (the API's key source is the
+    /// authorizer), so API Gateway throttles each account on its own.
+    pub usage_identifier_key: String,
 }
 
 impl AuthorizerResponse {
@@ -142,6 +147,7 @@ impl AuthorizerResponse {
                 }],
             },
             context: BTreeMap::from([(ACCOUNT_CONTEXT_KEY.to_owned(), account.to_string())]),
+            usage_identifier_key: usage_identifier_key(account),
         }
     }
 
@@ -343,7 +349,8 @@ mod tests {
                         "Resource": "arn:aws:execute-api:us-east-1:123456789012:abcdef1234/v1/*"
                     }]
                 },
-                "context": {"accountId": "acme"}
+                "context": {"accountId": "acme"},
+                "usageIdentifierKey": shared::http::usage_identifier_key(&account)
             })
         );
     }

@@ -16,6 +16,8 @@ use aws_lambda_events::apigw::{
 use lambda_runtime::Diagnostic;
 use serde_json::{Value, json};
 use shared::engine::local_client;
+use shared::http::usage_identifier_key;
+use shared::model::AccountId;
 use shared::store::Store;
 use users_api_tests::{LogCapture, TestStore};
 
@@ -85,7 +87,8 @@ async fn a_known_token_is_allowed_on_the_whole_stage_with_the_account_in_the_con
                     "Version": "2012-10-17",
                     "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": STAGE_ARN}]
                 },
-                "context": {"accountId": "fixtures"}
+                "context": {"accountId": "fixtures"},
+                "usageIdentifierKey": usage_identifier_key(&AccountId::parse("fixtures").unwrap())
             }),
             "{name}"
         );
@@ -93,6 +96,11 @@ async fn a_known_token_is_allowed_on_the_whole_stage_with_the_account_in_the_con
         let parsed: ApiGatewayCustomAuthorizerResponse = serde_json::from_value(wire).unwrap();
         assert_eq!(parsed.principal_id.as_deref(), Some("fixtures"));
         assert_eq!(parsed.context["accountId"], "fixtures");
+        assert!(
+            parsed
+                .usage_identifier_key
+                .is_some_and(|key| key.starts_with("uak_"))
+        );
         assert_eq!(parsed.policy_document.statement[0].resource, [STAGE_ARN]);
     }
 }

@@ -14,17 +14,30 @@ use export_function::jobs::Jobs;
 use shared::ApiError;
 use shared::deadline::Deadline;
 use shared::engine::{EmbeddedEngine, local_client};
-use shared::http::{authorize, finish};
+use shared::http::{AccountLimits, AccountThrottle, authorize, finish, throttle_accounts};
 use shared::store::{CleanupConfig, Store};
 
 /// Every route of the API, as API Gateway would route them, behind the auth
-/// layer. The export state carries the state every function shares.
+/// layer, with no per-account limits. The export state carries the state
+/// every function shares.
 pub fn app(state: ExportState) -> Router {
+    app_with_limits(state, None)
+}
+
+/// [`app`] with each account held to `limits`, as API Gateway's usage plan
+/// holds it in AWS (`429` with `Retry-After` past them).
+pub fn app_with_limits(state: ExportState, limits: Option<AccountLimits>) -> Router {
     let store = state.app.store.clone();
     let shared = state.app.clone();
-    let routes = users_function::routes(shared.clone())
+    let mut routes = users_function::routes(shared.clone())
         .merge(segments_function::routes(shared))
         .merge(export_function::routes(state));
+    if let Some(limits) = limits {
+        routes = routes.layer(axum::middleware::from_fn_with_state(
+            AccountThrottle::new(limits),
+            throttle_accounts,
+        ));
+    }
     finish(routes.layer(axum::middleware::from_fn_with_state(store, authorize)))
 }
 

@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use export_function::ExportState;
 use export_function::files::Files;
-use shared::http::{AppState, init_logging};
+use shared::http::{AccountLimits, AppState, init_logging, usage_identifier_key};
 use shared::model::AccountId;
+use shared::store::Store;
 use users_api::{
-    Backend, EXPORTS_FOLDER, announce, app, clean_up_in_background, connect,
+    Backend, EXPORTS_FOLDER, announce, app_with_limits, clean_up_in_background, connect,
     export_jobs_in_background,
 };
 
@@ -67,6 +68,18 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// What an account needs outside the table.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Print the value of the account's API key in the API's usage plan
+    /// (what `scripts/provision_account.sh` creates in API Gateway).
+    UsageKey { account: String },
 }
 
 #[derive(Subcommand)]
@@ -93,57 +106,77 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> Result<(), String> {
+async fn run(mut cli: Cli) -> Result<(), String> {
+    match cli.command.take().unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli).await,
+        Command::Token { command } => {
+            let (store, _backend) = open(&cli, true).await?;
+            token_command(&store, command).await
+        }
+        Command::Account {
+            command: AccountCommand::UsageKey { account },
+        } => {
+            let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
+            println!("{}", usage_identifier_key(&account));
+            Ok(())
+        }
+    }
+}
+
+/// The store the command works on (see [`connect`]), its table made sure of.
+async fn open(cli: &Cli, reuse_running: bool) -> Result<(Store, Backend), String> {
     let endpoint = cli.dynamodb_endpoint.as_deref().filter(|e| !e.is_empty());
-    let command = cli.command.unwrap_or(Command::Serve);
-    let reuse_running = !matches!(command, Command::Serve);
     let (store, backend) = connect(endpoint, &cli.data_dir, &cli.table, reuse_running)
         .await
         .map_err(|e| describe(&e))?;
     store.ensure_table().await.map_err(|e| describe(&e))?;
-    match command {
-        Command::Serve => {
-            let addr = cli.addr;
-            let _announcement = match &backend {
-                Backend::Embedded(engine) => {
-                    Some(announce(&cli.data_dir, engine).map_err(|e| e.to_string())?)
-                }
-                Backend::Remote => None,
-            };
-            let dev = AccountId::parse("dev").expect("a valid account name");
-            if store.ensure_account(&dev).await.map_err(|e| describe(&e))? {
-                let token = store.create_token(&dev).await.map_err(|e| describe(&e))?;
-                println!("Created account 'dev'. Its developer access token (shown once):");
-                println!("{token}");
-            }
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| format!("listen on {addr}: {e}"))?;
-            let _cleanup = (cli.cleanup_interval_ms > 0).then(|| {
-                clean_up_in_background(
-                    store.clone(),
-                    std::time::Duration::from_millis(cli.cleanup_interval_ms),
-                )
-            });
-            // Export files go to EXPORT_BUCKET when it is set (S3, moto,
-            // LocalStack), else to a folder of the data directory.
-            let files = Files::from_env(&cli.data_dir.join(EXPORTS_FOLDER)).await;
-            let state = ExportState::local(AppState::new(store), files);
-            let _export_jobs = (cli.cleanup_interval_ms > 0).then(|| {
-                export_jobs_in_background(
-                    state.jobs.clone(),
-                    std::time::Duration::from_millis(cli.cleanup_interval_ms.max(5000)),
-                )
-            });
-            println!("Users API listening on http://{addr}");
-            axum::serve(listener, app(state))
-                .with_graceful_shutdown(shutdown_signal())
-                .await
-                .map_err(|e| e.to_string())
+    Ok((store, backend))
+}
+
+async fn serve(cli: &Cli) -> Result<(), String> {
+    let (store, backend) = open(cli, false).await?;
+    let addr = cli.addr;
+    let _announcement = match &backend {
+        Backend::Embedded(engine) => {
+            Some(announce(&cli.data_dir, engine).map_err(|e| e.to_string())?)
         }
-        Command::Token {
-            command: TokenCommand::Create { account },
-        } => {
+        Backend::Remote => None,
+    };
+    let dev = AccountId::parse("dev").expect("a valid account name");
+    if store.ensure_account(&dev).await.map_err(|e| describe(&e))? {
+        let token = store.create_token(&dev).await.map_err(|e| describe(&e))?;
+        println!("Created account 'dev'. Its developer access token (shown once):");
+        println!("{token}");
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("listen on {addr}: {e}"))?;
+    let _cleanup = (cli.cleanup_interval_ms > 0).then(|| {
+        clean_up_in_background(
+            store.clone(),
+            std::time::Duration::from_millis(cli.cleanup_interval_ms),
+        )
+    });
+    // Export files go to EXPORT_BUCKET when it is set (S3, moto,
+    // LocalStack), else to a folder of the data directory.
+    let files = Files::from_env(&cli.data_dir.join(EXPORTS_FOLDER)).await;
+    let state = ExportState::local(AppState::new(store), files);
+    let _export_jobs = (cli.cleanup_interval_ms > 0).then(|| {
+        export_jobs_in_background(
+            state.jobs.clone(),
+            std::time::Duration::from_millis(cli.cleanup_interval_ms.max(5000)),
+        )
+    });
+    println!("Users API listening on http://{addr}");
+    axum::serve(listener, app_with_limits(state, AccountLimits::from_env()))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn token_command(store: &Store, command: TokenCommand) -> Result<(), String> {
+    match command {
+        TokenCommand::Create { account } => {
             let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
             let token = store
                 .create_token(&account)
@@ -153,9 +186,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             println!("{token}");
             Ok(())
         }
-        Command::Token {
-            command: TokenCommand::Revoke { token },
-        } => {
+        TokenCommand::Revoke { token } => {
             if store.revoke_token(&token).await.map_err(|e| describe(&e))? {
                 println!("revoked");
                 Ok(())

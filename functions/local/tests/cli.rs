@@ -95,3 +95,20 @@ fn serve_prints_a_dev_token_once_and_data_survives_a_restart() {
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+#[test]
+fn account_usage_key_prints_what_the_authorizer_answers() {
+    let output = Command::new(BIN)
+        .args(["account", "usage-key", "acme"])
+        .output()
+        .expect("users-api account usage-key runs");
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let acme = shared::model::AccountId::parse("acme").unwrap();
+    assert_eq!(printed.trim(), shared::http::usage_identifier_key(&acme));
+    let refused = Command::new(BIN)
+        .args(["account", "usage-key", "not an account"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success(), "a malformed account is refused");
+}

@@ -7,6 +7,7 @@ mod auth;
 mod body;
 mod idempotency;
 mod observe;
+mod throttle;
 
 use axum::Router;
 use axum::extract::FromRequestParts;
@@ -20,6 +21,7 @@ pub use idempotency::{
     IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, REPLAYED_HEADER, idempotent,
 };
 pub use observe::{REQUEST_ID_HEADER, init_logging, log_filter, observe};
+pub use throttle::{AccountLimits, AccountThrottle, throttle_accounts, usage_identifier_key};
 
 use crate::error::ApiError;
 use crate::model::ObjectId;
