@@ -25,6 +25,10 @@
 #      Java 17+ (a JDK) and npm; not the venv.
 #   8. scripts/bench.sh --smoke: the performance suite once, briefly (dev
 #      profile, one round; the figures go to a temporary file).
+#   After step 4: the contract. openapi.json must be what openapi.yaml
+#   gives (scripts/openapi.py --check), and schemathesis (in .venv-fuzz/,
+#   pinned in scripts/requirements-fuzz.txt) fuzzes the local server with it
+#   (scripts/fuzz.sh): every check, bounded examples, a fixed seed.
 #
 # Every step runs even when an earlier one failed (except those that need
 # what failed); the script exits non-zero if any step failed. Each step has a
@@ -46,6 +50,8 @@ VENV="$ROOT/.venv"
 REQS="$ROOT/scripts/requirements-test.txt"
 CHECKOV_VENV="$ROOT/.venv-checkov"
 CHECKOV_REQS="$ROOT/scripts/requirements-checkov.txt"
+FUZZ_VENV="$ROOT/.venv-fuzz"
+FUZZ_REQS="$ROOT/scripts/requirements-fuzz.txt"
 PYTHON=${PYTHON:-python3}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/users-api-test.XXXXXX")
@@ -243,6 +249,20 @@ if step "cargo test build" 3000 cargo test --workspace --locked --no-run; then
     build_ok=1
     step "cargo test (embedded)" 1200 cargo_test env -u USERS_API_TEST_ENDPOINT \
         cargo test --workspace --locked || true
+fi
+
+# ---------------------------------------------------------------------------
+# The published contract: openapi.json is what openapi.yaml gives, and
+# schemathesis against the local server finds no 5xx and no answer that
+# violates it (scripts/fuzz.sh).
+section "contract fuzzing (schemathesis, .venv-fuzz)"
+if step "fuzz tools" 900 setup_venv "$FUZZ_VENV" "$FUZZ_REQS"; then
+    step "openapi.json from openapi.yaml" 60 "$FUZZ_VENV/bin/python" scripts/openapi.py --check || true
+    if [[ $build_ok == 1 ]]; then
+        step "schemathesis" 900 scripts/fuzz.sh target/debug/users-api || true
+    else
+        echo "-- schemathesis: not run, the test build failed above"
+    fi
 fi
 
 # ---------------------------------------------------------------------------

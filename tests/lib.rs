@@ -3,7 +3,10 @@
 //! With `USERS_API_TEST_ENDPOINT` set (the test script points it at moto's
 //! server) every test makes its own uniquely named table there; otherwise
 //! every test starts its own in-memory embedded engine. Either way requests
-//! go through the same routers and the same store as in production.
+//! go through the same routers and the same store as in production, and
+//! every answer is checked against the published contract ([`contract`]).
+
+pub mod contract;
 
 use std::sync::Arc;
 
@@ -244,15 +247,19 @@ impl TestApi {
         self.send(request.body(body).expect("request")).await
     }
 
-    /// Sends a prepared request.
+    /// Sends a prepared request; the answer must keep the published
+    /// contract (`contract::check`).
     pub async fn send(&self, request: Request<Body>) -> Answer {
+        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
         let response = self
             .app
             .clone()
             .oneshot(request)
             .await
             .expect("the router answers");
-        Answer::from_response(response).await
+        let answer = Answer::from_response(response).await;
+        contract::check(&method, &path, &answer);
+        answer
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> Answer {

@@ -572,3 +572,26 @@ async fn the_export_jobs_function_runs_the_unfinished_jobs_on_each_event() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_file_of_a_job_not_done_is_409_and_its_status_says_why() {
+    // GIVEN a job no worker has taken up yet
+    let (api, _account, _jobs, job) = ten_users_and_a_job().await;
+    let token = api.token("acme").await;
+    // WHEN its file is asked for
+    let file = api
+        .get(&format!("/users/exports/{}/file", job.id), &token)
+        .await;
+    // THEN the job is there but its file is not: 409, not 404
+    assert_error(&file, 409);
+    assert!(
+        file.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pending"),
+        "{}",
+        file.text
+    );
+    let status = api.get(&format!("/users/exports/{}", job.id), &token).await;
+    assert_eq!(status.body["status"], "pending");
+}

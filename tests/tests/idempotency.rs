@@ -343,3 +343,24 @@ async fn a_repeated_delete_answers_200_again() {
     let unkeyed = api.delete(&uri, &token).await;
     assert_error(&unkeyed, 404);
 }
+
+#[tokio::test]
+async fn a_replayed_export_job_keeps_its_location() {
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let body = Some(json!({"fields": ["userId"]}));
+    let first = send_keyed(
+        &api,
+        Method::POST,
+        "/users/exports",
+        &token,
+        "job",
+        body.clone(),
+    )
+    .await;
+    let again = send_keyed(&api, Method::POST, "/users/exports", &token, "job", body).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.headers["location"], first.headers["location"]);
+}

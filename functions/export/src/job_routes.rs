@@ -152,9 +152,14 @@ async fn job_file(
 ) -> ApiResult<Response> {
     let job = job_of(&state, &account, id).await?;
     let (ExportJobState::Done, Some(file)) = (job.state, &job.file) else {
-        return Err(ApiError::NotFound(
-            "export file not found (the job is not done)".into(),
-        ));
+        // The job is there; its file is not, yet (or, failed, never).
+        return Err(ApiError::Conflict {
+            message: format!(
+                "the export job is {}: its file is there once it is done",
+                job.state.as_str()
+            ),
+            id: None,
+        });
     };
     let Some(path) = state.jobs.files().local_path(file) else {
         return Err(ApiError::NotFound(

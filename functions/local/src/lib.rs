@@ -31,7 +31,8 @@ pub fn app_with_limits(state: ExportState, limits: Option<AccountLimits>) -> Rou
     let shared = state.app.clone();
     let mut routes = users_function::routes(shared.clone())
         .merge(segments_function::routes(shared))
-        .merge(export_function::routes(state));
+        .merge(export_function::routes(state))
+        .route("/openapi.json", axum::routing::get(openapi_document));
     if let Some(limits) = limits {
         routes = routes.layer(axum::middleware::from_fn_with_state(
             AccountThrottle::new(limits),
@@ -39,6 +40,16 @@ pub fn app_with_limits(state: ExportState, limits: Option<AccountLimits>) -> Rou
         ));
     }
     finish(routes.layer(axum::middleware::from_fn_with_state(store, authorize)))
+}
+
+/// The API's OpenAPI document (`openapi.yaml`, as JSON: `scripts/openapi.py`).
+pub const OPENAPI_JSON: &str = include_str!("../../../openapi.json");
+
+async fn openapi_document() -> impl axum::response::IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        OPENAPI_JSON,
+    )
 }
 
 /// The folder of export files under the data directory (when no bucket is

@@ -13,7 +13,7 @@ use crate::error::ApiError;
 use crate::store::Store;
 
 /// Routes that answer without a token.
-pub const PUBLIC_PATHS: [&str; 1] = ["/health"];
+pub const PUBLIC_PATHS: [&str; 2] = ["/health", "/openapi.json"];
 
 /// The token of an `Authorization: Bearer <token>` header value.
 pub fn bearer_token(header: &str) -> Option<&str> {

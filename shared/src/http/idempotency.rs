@@ -136,15 +136,21 @@ async fn claimed_run(
     };
     let status = parts.status;
     let kept = match std::str::from_utf8(&body) {
-        Ok(text) if !status.is_server_error() && status.as_u16() != 429 => Some(StoredAnswer {
-            status: status.as_u16(),
-            content_type: parts
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
-            body: text.to_owned(),
-        }),
+        Ok(text) if !status.is_server_error() && status.as_u16() != 429 => {
+            let header_text = |name| {
+                parts
+                    .headers
+                    .get(name)
+                    .and_then(|v: &HeaderValue| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            Some(StoredAnswer {
+                status: status.as_u16(),
+                content_type: header_text(header::CONTENT_TYPE),
+                location: header_text(header::LOCATION),
+                body: text.to_owned(),
+            })
+        }
         _ => None,
     };
     let stored = match kept {
@@ -165,6 +171,12 @@ fn replay(answer: StoredAnswer) -> Response {
         axum::http::StatusCode::from_u16(answer.status).unwrap_or(axum::http::StatusCode::OK);
     let mut response = (status, answer.body).into_response();
     let headers = response.headers_mut();
+    if let Some(location) = answer
+        .location
+        .and_then(|value| HeaderValue::from_str(&value).ok())
+    {
+        headers.insert(header::LOCATION, location);
+    }
     match answer
         .content_type
         .and_then(|value| HeaderValue::from_str(&value).ok())

@@ -42,6 +42,9 @@ pub struct StoredAnswer {
     pub status: u16,
     #[serde(rename = "contentType", skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// The `Location` of a `202` (an export job).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
     pub body: String,
 }
 
