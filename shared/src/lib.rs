@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod error;
 pub mod export;
 pub mod filter;
+pub mod import;
 pub mod model;
 pub mod store;
 

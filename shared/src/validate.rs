@@ -26,6 +26,10 @@ pub struct NewUser {
     pub segments: BTreeSet<ObjectId>,
     /// Only set keys: `null` values in the request are dropped.
     pub attributes: BTreeMap<String, String>,
+    /// When the user was first and last seen: `None` (now) for the API's
+    /// creates; an import keeps the exported dates.
+    pub created_at: Option<crate::model::Timestamp>,
+    pub last_seen: Option<crate::model::Timestamp>,
 }
 
 /// Keys to set (`Some`) or unset (`None`).
@@ -259,6 +263,17 @@ fn parse_segment_field(
 /// One user of `POST /users`. A missing `userId` is generated (UUID v4) when
 /// `attributes.default_email` is given.
 pub fn parse_new_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
+    parse_user(value, false)
+}
+
+/// One user of an import (`users-api import`): the rules of `POST /users`,
+/// except that it may have no attributes at all (a user whose attributes
+/// were all unset is exported so).
+pub fn parse_imported_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
+    parse_user(value, true)
+}
+
+fn parse_user(value: &Value, attributes_may_be_empty: bool) -> Result<NewUser, Vec<FieldError>> {
     let mut errors = Vec::new();
     let Some(map) = expect_object(value, "", &mut errors) else {
         return Err(errors);
@@ -272,6 +287,9 @@ pub fn parse_new_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
         .map(|v| parse_segment_field(v, "segments", &mut errors))
         .unwrap_or_default();
     let attributes = match map.get("attributes") {
+        Some(Value::Object(empty)) if empty.is_empty() && attributes_may_be_empty => {
+            Some(AttributePatch::new())
+        }
         Some(v) => parse_attribute_patch(v, "attributes", &mut errors),
         None => {
             errors.push(FieldError::new("attributes", "required"));
@@ -299,6 +317,8 @@ pub fn parse_new_user(value: &Value) -> Result<NewUser, Vec<FieldError>> {
         user_id: user_id.unwrap_or_else(|| crate::model::new_uuid().to_string()),
         segments,
         attributes,
+        created_at: None,
+        last_seen: None,
     })
 }
 

@@ -5,6 +5,8 @@
 //! where the data lives: the embedded engine on a database file under the
 //! data directory, or any DynamoDB endpoint (moto, LocalStack, AWS).
 
+pub mod admin;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -10,7 +10,7 @@ use shared::http::{AccountLimits, AppState, init_logging, usage_identifier_key};
 use shared::model::AccountId;
 use shared::store::Store;
 use users_api::{
-    Backend, EXPORTS_FOLDER, announce, app_with_limits, clean_up_in_background, connect,
+    Backend, EXPORTS_FOLDER, admin, announce, app_with_limits, clean_up_in_background, connect,
     export_jobs_in_background,
 };
 
@@ -68,6 +68,26 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Load users from a CSV file in the export's format (its headers, in any
+    /// order; `User ID` or `Email` needed). Refused rows are reported with
+    /// their line numbers and the others stored; a run that stopped goes on
+    /// where it stopped when started again (`<file>.progress`).
+    Import {
+        file: PathBuf,
+        #[arg(long, default_value = "dev")]
+        account: String,
+    },
+    /// Write an account's users as CSV to stdout (what `POST /users/export`
+    /// streams).
+    Export {
+        #[arg(long, default_value = "dev")]
+        account: String,
+        /// The export's JSON body: sort, match, filters, users, fields.
+        #[arg(long, default_value = "{}")]
+        request: String,
+    },
+    /// Users, segments and tokens per account (reads the whole table once).
+    Stats,
     /// What an account needs outside the table.
     Account {
         #[command(subcommand)]
@@ -112,6 +132,35 @@ async fn run(mut cli: Cli) -> Result<(), String> {
         Command::Token { command } => {
             let (store, _backend) = open(&cli, true).await?;
             token_command(&store, command).await
+        }
+        Command::Import { file, account } => {
+            let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
+            let (store, _backend) = open(&cli, true).await?;
+            store
+                .ensure_account(&account)
+                .await
+                .map_err(|e| describe(&e))?;
+            let report = admin::import(&store, &account, &file, &mut std::io::stderr()).await?;
+            println!(
+                "imported {} users into '{account}'; {} rows refused (listed above); {} rows done by an earlier run",
+                report.imported, report.refused, report.done_before
+            );
+            if report.refused > 0 {
+                return Err(format!("{} rows were refused", report.refused));
+            }
+            Ok(())
+        }
+        Command::Export { account, request } => {
+            let account = AccountId::parse(&account).map_err(|e| e.to_string())?;
+            let (store, _backend) = open(&cli, true).await?;
+            let files = Files::from_env(&cli.data_dir.join(EXPORTS_FOLDER)).await;
+            admin::export(&store, files, &account, &request, &mut tokio::io::stdout()).await
+        }
+        Command::Stats => {
+            let (store, _backend) = open(&cli, true).await?;
+            let stats = store.account_stats().await.map_err(|e| describe(&e))?;
+            print!("{}", admin::stats_table(&stats));
+            Ok(())
         }
         Command::Account {
             command: AccountCommand::UsageKey { account },

@@ -112,3 +112,135 @@ fn account_usage_key_prints_what_the_authorizer_answers() {
         .unwrap();
     assert!(!refused.status.success(), "a malformed account is refused");
 }
+
+/// Runs `users-api ARGS --data-dir DATA` (the embedded engine on DATA);
+/// returns success, stdout and stderr.
+fn admin(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("TABLE_NAME")
+        .output()
+        .expect("users-api runs");
+    (
+        output.status.success(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// The counts of `account` in `users-api stats`: users, segments, tokens.
+fn stats_of(data: &Path, account: &str) -> Vec<u64> {
+    let (ok, table, errors) = admin(data, &["stats"]);
+    assert!(ok, "{errors}");
+    let row = table
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(account))
+        .unwrap_or_else(|| panic!("no {account} in\n{table}"));
+    row.split_whitespace()
+        .skip(1)
+        .map(|n| n.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn import_reports_bad_rows_by_line_resumes_and_round_trips_through_export() {
+    let data = std::env::temp_dir().join(format!("users-api-import-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    std::fs::create_dir_all(&data).unwrap();
+    let file = data.join("users.csv");
+    std::fs::write(
+        &file,
+        "User ID,Email,Name,First Seen\n\
+         u1,ann@example.com,Ann,2019-01-23 13:32:30.163Z\n\
+         ,bob@example.com,Bob,\n\
+         u3,not an address,Cy,\n\
+         u4,,'=SUM(A1),2020-02-02 02:02:02.002Z\n\
+         u1,,Ann again,\n",
+    )
+    .unwrap();
+
+    // GIVEN a file with two bad rows WHEN it is imported
+    let (ok, out, errors) = admin(&data, &["import", file.to_str().unwrap()]);
+    // THEN the good rows are stored and each bad one is named by its line
+    assert!(!ok, "refused rows make the command fail");
+    assert!(out.contains("imported 3 users"), "{out}");
+    assert!(
+        errors.contains("line 4: Email: must be an e-mail address"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("line 6: User ID: a user with this userId already exists"),
+        "{errors}"
+    );
+    assert_eq!(stats_of(&data, "dev"), [3, 0, 0]);
+
+    // AND running it again does nothing twice
+    let (_, out, _) = admin(&data, &["import", file.to_str().unwrap()]);
+    assert!(out.contains("imported 0 users"), "{out}");
+    assert!(out.contains("5 rows done by an earlier run"), "{out}");
+    // AND a run that died after its first row (its progress says 1) goes on
+    // without a second Bob, whose userId was generated
+    let progress = file.with_extension("csv.progress");
+    let saved = std::fs::read_to_string(&progress).unwrap();
+    std::fs::write(&progress, saved.replace("\"done\": 5", "\"done\": 1")).unwrap();
+    let (_, out, _) = admin(&data, &["import", file.to_str().unwrap()]);
+    assert!(out.contains("imported 2 users"), "{out}");
+    assert_eq!(stats_of(&data, "dev"), [3, 0, 0], "nothing twice");
+
+    // WHEN the account is exported and the CSV imported into another
+    let (ok, csv, errors) = admin(
+        &data,
+        &[
+            "export",
+            "--request",
+            r#"{"sort":{"field":"createdAt","order":"asc"}}"#,
+        ],
+    );
+    assert!(ok, "{errors}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(
+        lines[1].starts_with("Ann,ann@example.com,2019-01-23 13:32:30.163Z,"),
+        "{csv}"
+    );
+    assert!(
+        lines[2].starts_with("'=SUM(A1),,2020-02-02 02:02:02.002Z,"),
+        "{csv}"
+    );
+    let copy = data.join("copy.csv");
+    std::fs::write(&copy, &csv).unwrap();
+    let (ok, out, errors) = admin(
+        &data,
+        &["import", copy.to_str().unwrap(), "--account", "copy"],
+    );
+    assert!(ok, "{out}{errors}");
+    // THEN the copy exports the same rows
+    let (_, copied, _) = admin(
+        &data,
+        &[
+            "export",
+            "--account",
+            "copy",
+            "--request",
+            r#"{"sort":{"field":"createdAt","order":"asc"}}"#,
+        ],
+    );
+    assert_eq!(copied, csv);
+    assert_eq!(stats_of(&data, "copy"), [3, 0, 0]);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+#[test]
+fn the_first_start_on_a_fresh_directory_warns_of_nothing() {
+    // The table does not exist yet: expected, so nothing is logged about it.
+    let data = std::env::temp_dir().join(format!("users-api-fresh-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&data);
+    let (ok, table, errors) = admin(&data, &["stats"]);
+    assert!(ok, "{errors}");
+    assert!(errors.is_empty(), "{errors}");
+    assert!(table.starts_with("account"), "{table}");
+    let _ = std::fs::remove_dir_all(&data);
+}

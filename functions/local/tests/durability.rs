@@ -54,6 +54,9 @@ fn write_until_the_server_dies(
             .insert(id.clone(), Answered::default());
         let conversations = format!("/users/{id}/conversations");
         for _ in 0..2 {
+            if dead.load(Ordering::Relaxed) {
+                return;
+            }
             if let Some((200, _)) = try_request(
                 &addr,
                 "POST",
@@ -63,6 +66,9 @@ fn write_until_the_server_dies(
             ) {
                 answered.lock().unwrap().get_mut(&id).unwrap().conversations += 1;
             }
+        }
+        if dead.load(Ordering::Relaxed) {
+            return;
         }
         let update = r#"{"attributes":{"step":"updated"}}"#;
         if let Some((200, _)) =

@@ -84,28 +84,72 @@ const CAPPED_TARGETS: [&str; 12] = [
 ];
 
 /// The log filter: `rust_log` (the `RUST_LOG` syntax; default `info`), with
-/// the body-logging dependencies capped at `warn`.
+/// the body-logging dependencies capped at `warn`, and the embedded engine
+/// at `error`: it logs each 4xx it answers as a warning, and the store
+/// expects those (a failed condition, the first start's "table not found").
 pub fn log_filter(rust_log: Option<&str>) -> tracing_subscriber::EnvFilter {
     let base = rust_log.filter(|s| !s.trim().is_empty()).unwrap_or("info");
     let mut filter = tracing_subscriber::EnvFilter::try_new(base)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     for target in CAPPED_TARGETS {
-        if let Ok(directive) = format!("{target}=warn").parse() {
+        let level = if target == "dynoxide" {
+            "error"
+        } else {
+            "warn"
+        };
+        if let Ok(directive) = format!("{target}={level}").parse() {
             filter = filter.add_directive(directive);
         }
     }
     filter
 }
 
-/// JSON log lines on stderr, filtered by [`log_filter`] of `RUST_LOG`.
+/// Log lines on stderr, filtered by [`log_filter`] of `RUST_LOG`: JSON (one
+/// object a line, what CloudWatch and log tools read), or, on a terminal
+/// outside Lambda (a developer's `cargo run`, the admin commands), plain
+/// readable lines.
 pub fn init_logging() {
+    use std::io::IsTerminal;
     let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = log_filter(rust_log.as_deref());
+    let in_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+    if !in_lambda && std::io::stderr().is_terminal() {
+        let _ = tracing_subscriber::fmt()
+            .compact()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_writer(std::io::stderr)
+            .try_init();
+        return;
+    }
     let _ = tracing_subscriber::fmt()
         .json()
-        .with_env_filter(log_filter(rust_log.as_deref()))
+        .with_env_filter(filter)
         .with_current_span(true)
         .with_span_list(false)
         .with_target(false)
         .with_writer(std::io::stderr)
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+
+    #[test]
+    fn no_setting_lets_dependencies_log_bodies_or_the_engine_warn_of_expected_answers() {
+        for setting in [
+            None,
+            Some("trace"),
+            Some("dynoxide=trace,aws_smithy_runtime=debug"),
+        ] {
+            let directives = log_filter(setting).to_string();
+            assert!(directives.contains("dynoxide=error"), "{directives}");
+            assert!(
+                directives.contains("aws_smithy_runtime=warn"),
+                "{directives}"
+            );
+            assert!(directives.contains("hyper=warn"), "{directives}");
+        }
+    }
 }

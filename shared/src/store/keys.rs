@@ -264,9 +264,69 @@ pub fn account_pk(account: &AccountId) -> String {
     format!("ACCOUNT#{account}")
 }
 
+/// What an item's keys say it is, for a walk over the whole table (`stats`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyKind<'a> {
+    Account(&'a str),
+    /// A token (its account is an attribute, not part of the key).
+    Token,
+    User(&'a str),
+    Segment(&'a str),
+    Other,
+}
+
+/// The kind of the item keyed `pk`/`sk`, with its account where the key has it.
+pub fn kind_of<'a>(pk: &'a str, sk: &str) -> KeyKind<'a> {
+    if let Some(account) = pk.strip_prefix("ACCOUNT#") {
+        return if sk == ACCOUNT_SK {
+            KeyKind::Account(account)
+        } else {
+            KeyKind::Other
+        };
+    }
+    if pk.starts_with("T#") && sk == TOKEN_SK {
+        return KeyKind::Token;
+    }
+    let Some((account, rest)) = pk.strip_prefix("A#").and_then(|rest| rest.split_once('#')) else {
+        return KeyKind::Other;
+    };
+    match (rest.split_once('#'), sk) {
+        (Some(("U", _)), PROFILE_SK) => KeyKind::User(account),
+        (Some(("S", _)), SEGMENT_SK) => KeyKind::Segment(account),
+        _ => KeyKind::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_tell_their_kind_and_account() {
+        let acme = AccountId::parse("acme").unwrap();
+        let id = ObjectId::new();
+        assert_eq!(
+            kind_of(&account_pk(&acme), ACCOUNT_SK),
+            KeyKind::Account("acme")
+        );
+        assert_eq!(kind_of(&token_pk("ab12"), TOKEN_SK), KeyKind::Token);
+        assert_eq!(
+            kind_of(&user_pk(&acme, id), PROFILE_SK),
+            KeyKind::User("acme")
+        );
+        assert_eq!(
+            kind_of(&user_pk(&acme, id), &conversation_sk(id)),
+            KeyKind::Other
+        );
+        assert_eq!(
+            kind_of(&segment_pk(&acme, id), SEGMENT_SK),
+            KeyKind::Segment("acme")
+        );
+        assert_eq!(
+            kind_of(&user_id_claim_pk(&acme, "u"), CLAIM_SK),
+            KeyKind::Other
+        );
+    }
 
     #[test]
     fn sort_keys_order_by_time_then_id() {

@@ -20,6 +20,7 @@ mod meter;
 mod read_ahead;
 mod segments;
 pub mod size;
+mod stats;
 mod table;
 mod tokens;
 mod tx;
@@ -46,6 +47,7 @@ pub use list::{Page, READ_BUDGET};
 pub use meter::{Meter, MeterReading};
 pub use read_ahead::{PAGES_AHEAD, READ_AHEAD_SLICES};
 pub use segments::SegmentChange;
+pub use stats::AccountStats;
 pub use tokens::{hash_token, new_token};
 
 /// The environment variable naming the table.

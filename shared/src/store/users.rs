@@ -92,6 +92,7 @@ impl Store {
         check_segment_count(new.segments.len())?;
         self.require_segments(account, &new.segments).await?;
         let now = Timestamp::now();
+        let created_at = new.created_at.unwrap_or(now);
         let user = User {
             id: ObjectId::new(),
             user_id: new.user_id,
@@ -105,8 +106,8 @@ impl Store {
                 .copied()
                 .take(SEGMENTS_PER_TRANSACTION)
                 .collect(),
-            created_at: now,
-            last_seen: now,
+            created_at,
+            last_seen: new.last_seen.unwrap_or(created_at).max(created_at),
         };
         let profile = ProfileItem::new(account, &user, self.index_shards);
         let mut whole = profile.clone();
