@@ -144,41 +144,143 @@ async fn a_table_from_before_the_slim_indexes_gains_them_and_keeps_its_users() {
     old.delete_table().await.expect("the old table is removed");
 }
 
-#[test]
-fn the_template_declares_the_indexes_the_code_creates_and_reads() {
-    let template =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
-            .expect("template.yaml");
-    let table = template
-        .split("GlobalSecondaryIndexes:")
-        .nth(1)
-        .and_then(|rest| rest.split("PointInTimeRecoverySpecification:").next())
-        .expect("the table's indexes");
-    let declared: Vec<&str> = table.split("- IndexName: ").skip(1).collect();
-    assert_eq!(declared.len(), keys::INDEXES.len(), "{table}");
-    for index in keys::INDEXES {
-        let found = declared
+/// The table of template.yaml, as a DynamoDB description would say it: key
+/// schema, attribute definitions, each index (name, keys, projection) and
+/// the TTL attribute, in a form that compares.
+fn template_table() -> serde_json::Value {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))
+        .expect("template.yaml");
+    let template: serde_norway::Value =
+        serde_norway::from_str(&text).expect("template.yaml is YAML");
+    let table = &template["Resources"]["UsersTable"]["Properties"];
+    let text_of = |value: &serde_norway::Value| value.as_str().expect("a string").to_owned();
+    let keys = |schema: &serde_norway::Value| -> Vec<(String, String)> {
+        schema
+            .as_sequence()
+            .expect("a key schema")
             .iter()
-            .find(|block| block.lines().next().map(str::trim) == Some(index.name))
-            .unwrap_or_else(|| panic!("{} is not in template.yaml", index.name));
-        let compact: String = found.split_whitespace().collect::<Vec<_>>().join(" ");
+            .map(|key| (text_of(&key["AttributeName"]), text_of(&key["KeyType"])))
+            .collect()
+    };
+    let mut attributes: Vec<(String, String)> = table["AttributeDefinitions"]
+        .as_sequence()
+        .expect("attribute definitions")
+        .iter()
+        .map(|a| (text_of(&a["AttributeName"]), text_of(&a["AttributeType"])))
+        .collect();
+    attributes.sort();
+    let mut indexes: Vec<serde_json::Value> = table["GlobalSecondaryIndexes"]
+        .as_sequence()
+        .expect("indexes")
+        .iter()
+        .map(|index| {
+            let mut non_key: Vec<String> = index["Projection"]["NonKeyAttributes"]
+                .as_sequence()
+                .map(|names| names.iter().map(text_of).collect())
+                .unwrap_or_default();
+            non_key.sort();
+            json!({
+                "name": text_of(&index["IndexName"]),
+                "keys": keys(&index["KeySchema"]),
+                "projection": text_of(&index["Projection"]["ProjectionType"]),
+                "nonKey": non_key,
+            })
+        })
+        .collect();
+    indexes.sort_by_key(|index| index["name"].to_string());
+    json!({
+        "keys": keys(&table["KeySchema"]),
+        "attributes": attributes,
+        "indexes": indexes,
+        "ttl": text_of(&table["TimeToLiveSpecification"]["AttributeName"]),
+    })
+}
+
+/// The same of the table the store creates, read back from the engine.
+async fn created_table(store: &Store) -> serde_json::Value {
+    let described = store
+        .client()
+        .describe_table()
+        .table_name(store.table())
+        .send()
+        .await
+        .expect("DescribeTable")
+        .table
+        .expect("a table");
+    let keys = |schema: &[KeySchemaElement]| -> Vec<(String, String)> {
+        schema
+            .iter()
+            .map(|key| {
+                (
+                    key.attribute_name().to_owned(),
+                    key.key_type().as_str().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let mut attributes: Vec<(String, String)> = described
+        .attribute_definitions()
+        .iter()
+        .map(|a| {
+            (
+                a.attribute_name().to_owned(),
+                a.attribute_type().as_str().to_owned(),
+            )
+        })
+        .collect();
+    attributes.sort();
+    let mut indexes: Vec<serde_json::Value> = described
+        .global_secondary_indexes()
+        .iter()
+        .map(|index| {
+            let projection = index.projection().expect("a projection");
+            let mut non_key: Vec<String> = projection.non_key_attributes().to_vec();
+            non_key.sort();
+            json!({
+                "name": index.index_name().unwrap_or_default(),
+                "keys": keys(index.key_schema()),
+                "projection": projection.projection_type().map(|p| p.as_str()).unwrap_or_default(),
+                "nonKey": non_key,
+            })
+        })
+        .collect();
+    indexes.sort_by_key(|index| index["name"].to_string());
+    let ttl = store
+        .client()
+        .describe_time_to_live()
+        .table_name(store.table())
+        .send()
+        .await
+        .expect("DescribeTimeToLive")
+        .time_to_live_description
+        .and_then(|ttl| ttl.attribute_name)
+        .unwrap_or_default();
+    json!({
+        "keys": keys(described.key_schema()),
+        "attributes": attributes,
+        "indexes": indexes,
+        "ttl": ttl,
+    })
+}
+
+#[tokio::test]
+async fn the_template_declares_the_table_the_store_creates() {
+    // GIVEN the table as the store makes it on a real engine
+    let test = users_api_tests::TestStore::new().await;
+    // THEN template.yaml declares the same keys, attributes, indexes and TTL
+    assert_eq!(template_table(), created_table(&test.store).await);
+    // AND every index the store reads is among them
+    let names: Vec<&str> = keys::INDEXES.iter().map(|index| index.name).collect();
+    assert_eq!(
+        template_table()["indexes"].as_array().unwrap().len(),
+        names.len()
+    );
+    for name in names {
         assert!(
-            compact.contains(&format!("{{ AttributeName: {}, KeyType: HASH }}", index.pk))
-                && compact.contains(&format!(
-                    "{{ AttributeName: {}, KeyType: RANGE }}",
-                    index.sk
-                )),
-            "{}: {compact}",
-            index.name
+            template_table()
+                .to_string()
+                .contains(&format!("\"{name}\"")),
+            "{name}"
         );
-        let projection = match index.projects {
-            None => "{ ProjectionType: ALL }".to_owned(),
-            Some([]) => "{ ProjectionType: KEYS_ONLY }".to_owned(),
-            Some(names) => format!(
-                "ProjectionType: INCLUDE NonKeyAttributes: [{}]",
-                names.join(", ")
-            ),
-        };
-        assert!(compact.contains(&projection), "{}: {compact}", index.name);
     }
 }
