@@ -29,6 +29,11 @@ async fn send_keyed(
     api.send(request.body(body).expect("request")).await
 }
 
+/// `POST`s `body` with `Idempotency-Key: key`.
+async fn post_keyed(api: &TestApi, uri: &str, token: &str, key: &str, body: Value) -> Answer {
+    send_keyed(api, Method::POST, uri, token, key, Some(body)).await
+}
+
 /// Leaves the key's record as an attempt that stopped after its work, before
 /// its answer was kept, leaves it once its lease has run out.
 async fn forget_answer(api: &TestApi, account: &str, idempotency_key: &str) {
@@ -61,24 +66,8 @@ async fn a_repeated_create_without_user_id_gets_the_first_answer_and_one_user() 
     let token = api.token("acme").await;
     let user = json!({"attributes": {"default_email": "ann@example.com"}});
 
-    let first = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &token,
-        "create-ann",
-        Some(user.clone()),
-    )
-    .await;
-    let again = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &token,
-        "create-ann",
-        Some(user),
-    )
-    .await;
+    let first = post_keyed(&api, "/users", &token, "create-ann", user.clone()).await;
+    let again = post_keyed(&api, "/users", &token, "create-ann", user).await;
 
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
     assert_eq!(again.status, StatusCode::OK);
@@ -96,36 +85,13 @@ async fn a_repeated_create_without_user_id_gets_the_first_answer_and_one_user() 
 async fn the_same_key_with_another_request_is_422_and_changes_nothing() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let first = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &token,
-        "k1",
-        Some(json!({"userId": "a", "attributes": {"x": "1"}})),
-    )
-    .await;
+    let user = |user_id: &str| json!({"userId": user_id, "attributes": {"x": "1"}});
+    let first = post_keyed(&api, "/users", &token, "k1", user("a")).await;
     assert_eq!(first.status, StatusCode::OK, "{}", first.text);
 
-    let other_body = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &token,
-        "k1",
-        Some(json!({"userId": "b", "attributes": {"x": "1"}})),
-    )
-    .await;
+    let other_body = post_keyed(&api, "/users", &token, "k1", user("b")).await;
     assert_error(&other_body, 422);
-    let other_route = send_keyed(
-        &api,
-        Method::POST,
-        "/segments",
-        &token,
-        "k1",
-        Some(json!({"name": "VIP"})),
-    )
-    .await;
+    let other_route = post_keyed(&api, "/segments", &token, "k1", json!({"name": "VIP"})).await;
     assert_error(&other_route, 422);
 
     assert_eq!(user_count(&api, &token).await, 1);
@@ -139,24 +105,8 @@ async fn keys_belong_to_their_account() {
     let acme = api.token("acme").await;
     let globex = api.token("globex").await;
     let user = json!({"userId": "same", "attributes": {"x": "1"}});
-    let at_acme = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &acme,
-        "shared-key",
-        Some(user.clone()),
-    )
-    .await;
-    let at_globex = send_keyed(
-        &api,
-        Method::POST,
-        "/users",
-        &globex,
-        "shared-key",
-        Some(user),
-    )
-    .await;
+    let at_acme = post_keyed(&api, "/users", &acme, "shared-key", user.clone()).await;
+    let at_globex = post_keyed(&api, "/users", &globex, "shared-key", user).await;
     assert_eq!(at_acme.status, StatusCode::OK);
     assert_eq!(at_globex.status, StatusCode::OK);
     assert!(at_globex.headers.get("idempotent-replayed").is_none());
@@ -169,16 +119,7 @@ async fn attempts_that_arrive_together_store_one_user_and_get_one_answer() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
     let user = json!({"attributes": {"default_email": "bob@example.com"}});
-    let attempts = (0..6).map(|_| {
-        send_keyed(
-            &api,
-            Method::POST,
-            "/users",
-            &token,
-            "together",
-            Some(user.clone()),
-        )
-    });
+    let attempts = (0..6).map(|_| post_keyed(&api, "/users", &token, "together", user.clone()));
     let answers = futures_util::future::join_all(attempts).await;
     let ids: Vec<&Value> = answers.iter().map(|a| &a.body[0]["id"]).collect();
     for answer in &answers {
@@ -204,22 +145,23 @@ async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not
     ];
     let mut firsts = Vec::new();
     for (uri, body) in &creates {
-        let first = send_keyed(&api, Method::POST, uri, &token, uri, Some(body.clone())).await;
+        let first = post_keyed(&api, uri, &token, uri, body.clone()).await;
         assert!(first.status.is_success(), "{uri}: {}", first.text);
         forget_answer(&api, "acme", uri).await;
         firsts.push(first);
     }
     let user = firsts[0].body[0]["id"].as_str().unwrap().to_owned();
     let conversations = format!("/users/{user}/conversations");
-    let first_conversation = send_keyed(
-        &api,
-        Method::POST,
-        &conversations,
-        &token,
-        "talk",
-        Some(json!({"firstMessage": "hi"})),
-    )
-    .await;
+    let talk = || {
+        post_keyed(
+            &api,
+            &conversations,
+            &token,
+            "talk",
+            json!({"firstMessage": "hi"}),
+        )
+    };
+    let first_conversation = talk().await;
     assert_eq!(
         first_conversation.status,
         StatusCode::OK,
@@ -230,7 +172,7 @@ async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not
 
     // WHEN each is sent again under its key
     for ((uri, body), first) in creates.iter().zip(&firsts) {
-        let again = send_keyed(&api, Method::POST, uri, &token, uri, Some(body.clone())).await;
+        let again = post_keyed(&api, uri, &token, uri, body.clone()).await;
         // THEN it answers as the first attempt did, naming the same object
         assert_eq!(again.status, first.status, "{uri}: {}", again.text);
         assert!(
@@ -243,15 +185,7 @@ async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not
         };
         assert_eq!(id_of(&again), id_of(first), "{uri}");
     }
-    let again = send_keyed(
-        &api,
-        Method::POST,
-        &conversations,
-        &token,
-        "talk",
-        Some(json!({"firstMessage": "hi"})),
-    )
-    .await;
+    let again = talk().await;
     assert_eq!(again.status, StatusCode::OK, "{}", again.text);
     assert_eq!(again.body["id"], first_conversation.body["id"]);
 
@@ -264,15 +198,7 @@ async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not
     let segments = api.get("/segments", &token).await.body;
     assert_eq!(segments.as_array().unwrap().len(), 1);
     // AND the answer is now kept
-    let replayed = send_keyed(
-        &api,
-        Method::POST,
-        &conversations,
-        &token,
-        "talk",
-        Some(json!({"firstMessage": "hi"})),
-    )
-    .await;
+    let replayed = talk().await;
     assert_eq!(replayed.headers["idempotent-replayed"], "true");
     assert_eq!(replayed.text, again.text);
 }
@@ -281,38 +207,24 @@ async fn a_repeat_after_the_first_attempt_stopped_finds_its_work_and_does_it_not
 async fn errors_are_kept_too_and_reads_and_bad_keys_are_told_apart() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let missing = "/users/5c486eeebda7873576a379e4/ban";
-    let first = send_keyed(
-        &api,
-        Method::PUT,
-        missing,
-        &token,
-        "ban",
-        Some(json!({"banned": true})),
-    )
-    .await;
+    let ban_nobody = || {
+        let missing = "/users/5c486eeebda7873576a379e4/ban";
+        send_keyed(
+            &api,
+            Method::PUT,
+            missing,
+            &token,
+            "ban",
+            Some(json!({"banned": true})),
+        )
+    };
+    let first = ban_nobody().await;
     assert_error(&first, 404);
-    let again = send_keyed(
-        &api,
-        Method::PUT,
-        missing,
-        &token,
-        "ban",
-        Some(json!({"banned": true})),
-    )
-    .await;
+    let again = ban_nobody().await;
     assert_error(&again, 404);
     assert_eq!(again.headers["idempotent-replayed"], "true");
 
-    let bad_key = send_keyed(
-        &api,
-        Method::POST,
-        "/segments",
-        &token,
-        "two words",
-        Some(json!({"name": "A"})),
-    )
-    .await;
+    let bad_key = post_keyed(&api, "/segments", &token, "two words", json!({"name": "A"})).await;
     assert_error(&bad_key, 400);
     assert_eq!(
         bad_key.body["status"]["errors"][0]["field"],
@@ -348,17 +260,9 @@ async fn a_repeated_delete_answers_200_again() {
 async fn a_replayed_export_job_keeps_its_location() {
     let api = TestApi::new().await;
     let token = api.token("acme").await;
-    let body = Some(json!({"fields": ["userId"]}));
-    let first = send_keyed(
-        &api,
-        Method::POST,
-        "/users/exports",
-        &token,
-        "job",
-        body.clone(),
-    )
-    .await;
-    let again = send_keyed(&api, Method::POST, "/users/exports", &token, "job", body).await;
+    let body = json!({"fields": ["userId"]});
+    let first = post_keyed(&api, "/users/exports", &token, "job", body.clone()).await;
+    let again = post_keyed(&api, "/users/exports", &token, "job", body).await;
     assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text);
     assert_eq!(again.status, StatusCode::ACCEPTED);
     assert_eq!(again.headers["idempotent-replayed"], "true");

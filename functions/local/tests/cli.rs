@@ -37,12 +37,7 @@ fn serve_prints_a_dev_token_once_and_data_survives_a_restart() {
     let _ = std::fs::remove_dir_all(&data);
 
     let server = serve(&data);
-    let token = server
-        .first_lines
-        .iter()
-        .find(|l| l.starts_with("uat_"))
-        .expect("a dev token is printed")
-        .clone();
+    let token = server.dev_token();
     let (status, body) = request(
         &server.addr,
         "POST",

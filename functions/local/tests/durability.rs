@@ -88,12 +88,7 @@ fn every_write_answered_200_survives_a_sigkill_of_the_server() {
     let data = std::env::temp_dir().join(format!("users-api-durability-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data);
     let mut server = serve(&data);
-    let token = server
-        .first_lines
-        .iter()
-        .find(|l| l.starts_with("uat_"))
-        .expect("a dev token is printed")
-        .clone();
+    let token = server.dev_token();
     let answered: Arc<Mutex<BTreeMap<String, Answered>>> = Arc::default();
     let dead = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..4)

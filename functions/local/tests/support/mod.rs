@@ -70,6 +70,15 @@ impl Server {
         }
     }
 
+    /// The developer token a first start on a fresh data directory prints.
+    pub fn dev_token(&self) -> String {
+        self.first_lines
+            .iter()
+            .find(|l| l.starts_with("uat_"))
+            .expect("a dev token is printed")
+            .clone()
+    }
+
     /// SIGKILL: the process dies wherever it is.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
