@@ -67,79 +67,37 @@ pub async fn import(
     refusals: &mut dyn Write,
 ) -> Result<ImportReport, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("read {}: {e}", file.display()))?;
-    let file_sha256 = hex::encode(Sha256::digest(&bytes));
     let saved = progress_path(file);
-    let mut progress = std::fs::read(&saved)
-        .ok()
-        .and_then(|text| serde_json::from_slice::<Progress>(&text).ok())
-        .filter(|p| p.file_sha256 == file_sha256 && p.account == account.as_str())
-        .unwrap_or(Progress {
-            file_sha256: file_sha256.clone(),
-            account: account.to_string(),
-            started: Timestamp::now().unix_seconds(),
-            done: 0,
-        });
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(bytes.as_slice());
+    let mut progress = Progress::resumed(&saved, &bytes, account);
+    let csv_of = || {
+        csv::ReaderBuilder::new()
+            .flexible(true)
+            .from_reader(bytes.as_slice())
+    };
+    let mut reader = csv_of();
     let headers = reader
         .headers()
         .map_err(|e| format!("{}: {e}", file.display()))?
         .clone();
     let columns = ImportColumns::from_headers(headers.iter())?;
-    let total = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(bytes.as_slice())
-        .records()
-        .count() as u64;
+    let total = csv_of().records().count() as u64;
     let mut report = ImportReport {
         done_before: progress.done.min(total),
         ..ImportReport::default()
     };
     let mut bar = Bar::new(total, report.done_before);
-
+    let row = RowImport {
+        store,
+        account,
+        columns: &columns,
+        file_sha256: &progress.file_sha256.clone(),
+        started: progress.started,
+    };
     let rows = reader
         .records()
         .enumerate()
         .skip(progress.done as usize)
-        .map(|(index, record)| {
-            let columns = columns.clone();
-            let started = progress.started;
-            let file_sha256 = file_sha256.clone();
-            async move {
-                let record = match record {
-                    Ok(record) => record,
-                    Err(e) => return (index, 0, Err(Refusal::Row(format!("not CSV: {e}")))),
-                };
-                let line = record.position().map_or(0, |p| p.line());
-                let cells: Vec<&str> = record.iter().collect();
-                // Read under the row's own seed, so that a generated
-                // `userId` is the same in every run.
-                let parsed =
-                    IdSeed::new(started, row_secret(account, &file_sha256, line, "userId"))
-                        .scope(async { columns.user(&cells) })
-                        .await;
-                let user = match parsed {
-                    Ok(user) => user,
-                    Err(errors) => {
-                        let said: Vec<String> = errors
-                            .iter()
-                            .map(|e| format!("{}: {}", e.field, e.message))
-                            .collect();
-                        return (index, line, Err(Refusal::Row(said.join("; "))));
-                    }
-                };
-                let seconds = user.created_at.map_or(started, |at| at.unix_seconds());
-                let stored = IdSeed::new(seconds, row_secret(account, &file_sha256, line, "id"))
-                    .scope(store.create_user(account, user))
-                    .await;
-                (
-                    index,
-                    line,
-                    stored.map(|_| ()).map_err(|e| describe_refusal(&e)),
-                )
-            }
-        });
+        .map(|(index, record)| row.store(index, record));
     let mut rows = futures_util::stream::iter(rows).buffered(IMPORT_CONCURRENCY);
     let mut last_save = Instant::now();
     while let Some((index, line, outcome)) = rows.next().await {
@@ -170,6 +128,71 @@ pub async fn import(
     save(&saved, &progress)?;
     bar.clear();
     Ok(report)
+}
+
+impl Progress {
+    /// Where an import of `bytes` into `account` stands: as saved by a run
+    /// before (of the same file and account), or at its start.
+    fn resumed(saved: &Path, bytes: &[u8], account: &AccountId) -> Self {
+        let file_sha256 = hex::encode(Sha256::digest(bytes));
+        std::fs::read(saved)
+            .ok()
+            .and_then(|text| serde_json::from_slice::<Progress>(&text).ok())
+            .filter(|p| p.file_sha256 == file_sha256 && p.account == account.as_str())
+            .unwrap_or(Progress {
+                file_sha256,
+                account: account.to_string(),
+                started: Timestamp::now().unix_seconds(),
+                done: 0,
+            })
+    }
+}
+
+/// What storing one row needs.
+struct RowImport<'a> {
+    store: &'a Store,
+    account: &'a AccountId,
+    columns: &'a ImportColumns,
+    file_sha256: &'a str,
+    started: i64,
+}
+
+impl RowImport<'_> {
+    /// Stores the row at `index`; answers its index and line with the outcome.
+    async fn store(
+        &self,
+        index: usize,
+        record: csv::Result<csv::StringRecord>,
+    ) -> (usize, u64, Result<(), Refusal>) {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => return (index, 0, Err(Refusal::Row(format!("not CSV: {e}")))),
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let cells: Vec<&str> = record.iter().collect();
+        let secret = |purpose| row_secret(self.account, self.file_sha256, line, purpose);
+        // Read under the row's own seed, so that a generated `userId` is the
+        // same in every run.
+        let parsed = IdSeed::new(self.started, secret("userId"))
+            .scope(async { self.columns.user(&cells) })
+            .await;
+        let user = match parsed {
+            Ok(user) => user,
+            Err(errors) => {
+                let said: Vec<String> = errors
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.message))
+                    .collect();
+                return (index, line, Err(Refusal::Row(said.join("; "))));
+            }
+        };
+        let seconds = user.created_at.map_or(self.started, |at| at.unix_seconds());
+        let stored = IdSeed::new(seconds, secret("id"))
+            .scope(self.store.create_user(self.account, user))
+            .await;
+        let outcome = stored.map(|_| ()).map_err(|e| describe_refusal(&e));
+        (index, line, outcome)
+    }
 }
 
 /// Why a row was not stored: its own fault (reported, the import goes on)

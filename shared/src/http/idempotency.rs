@@ -22,7 +22,8 @@ use sha2::{Digest, Sha256};
 use super::{Account, MAX_BODY_BYTES};
 use crate::deadline::Deadline;
 use crate::error::ApiError;
-use crate::store::{KeyClaim, MAX_STORED_ANSWER_BYTES, Store, StoredAnswer};
+use crate::model::AccountId;
+use crate::store::{KeyClaim, KeyGrant, MAX_STORED_ANSWER_BYTES, Store, StoredAnswer};
 
 /// The request header.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
@@ -101,56 +102,78 @@ async fn claimed_run(
         .await
         .map_err(|_| ApiError::PayloadTooLarge.into_response())?;
     let request_print = fingerprint(&parts.method, &parts.uri, &body);
+    let grant = match claim(store, &account, &key, &request_print).await? {
+        Claimed::Grant(grant) => grant,
+        Claimed::Answer(answer) => return Ok(replay(answer)),
+    };
+    let request = Request::from_parts(parts, Body::from(body));
+    let response = grant.seed().scope(next.run(request)).await;
+    Ok(keep(store, grant, response).await)
+}
+
+/// What a claim came to: this attempt does the work, or the answer of the
+/// first attempt is there.
+enum Claimed {
+    Grant(KeyGrant),
+    Answer(StoredAnswer),
+}
+
+/// Claims the key; waits (polling) for an attempt at work on it to answer,
+/// as long as a retry may wait. The refusals are the answers.
+async fn claim(
+    store: &Store,
+    account: &AccountId,
+    key: &str,
+    request_print: &str,
+) -> Result<Claimed, Response> {
     let waiting_until = Deadline::current()
         .unwrap_or_else(|| Deadline::after(WAIT_FOR_FIRST))
         .or_sooner(WAIT_FOR_FIRST);
-    let grant = loop {
+    loop {
         let claim = store
-            .claim_idempotency_key(&account, &key, &request_print)
+            .claim_idempotency_key(account, key, request_print)
             .await
             .map_err(IntoResponse::into_response)?;
         match claim {
-            KeyClaim::Granted(grant) => break grant,
-            KeyClaim::Answered(answer) => return Ok(replay(answer)),
+            KeyClaim::Granted(grant) => return Ok(Claimed::Grant(grant)),
+            KeyClaim::Answered(answer) => return Ok(Claimed::Answer(answer)),
             KeyClaim::OtherRequest => return Err(ApiError::KeyReused.into_response()),
             KeyClaim::InProgress if waiting_until.is_within(POLL_EVERY) => {
                 return Err(ApiError::KeyInProgress.into_response());
             }
             KeyClaim::InProgress => tokio::time::sleep(POLL_EVERY).await,
         }
-    };
-    let request = Request::from_parts(parts, Body::from(body));
-    let response = grant.seed().scope(next.run(request)).await;
+    }
+}
+
+/// Keeps the handler's answer on the key (or releases the key when a retry
+/// may change it) and gives the answer back to send.
+async fn keep(store: &Store, grant: KeyGrant, response: Response) -> Response {
     let (parts, body) = response.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_STORED_ANSWER_BYTES).await {
-        Ok(body) => body,
-        Err(_) => {
-            // Only a handler's failure makes an answer this large: let a
-            // retry do the work again, under the same ids.
-            tracing::warn!("answer too large to keep for its Idempotency-Key");
-            if let Err(error) = store.release_idempotency_key(grant).await {
-                tracing::warn!(error = ?error, "release idempotency key");
-            }
-            return Err(ApiError::Internal("answer too large to keep".into()).into_response());
+    let Ok(body) = axum::body::to_bytes(body, MAX_STORED_ANSWER_BYTES).await else {
+        // Only a handler's failure makes an answer this large: let a retry
+        // do the work again, under the same ids.
+        tracing::warn!("answer too large to keep for its Idempotency-Key");
+        if let Err(error) = store.release_idempotency_key(grant).await {
+            tracing::warn!(error = ?error, "release idempotency key");
         }
+        return ApiError::Internal("answer too large to keep".into()).into_response();
     };
     let status = parts.status;
+    let header_text = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let kept = match std::str::from_utf8(&body) {
-        Ok(text) if !status.is_server_error() && status.as_u16() != 429 => {
-            let header_text = |name| {
-                parts
-                    .headers
-                    .get(name)
-                    .and_then(|v: &HeaderValue| v.to_str().ok())
-                    .map(str::to_owned)
-            };
-            Some(StoredAnswer {
-                status: status.as_u16(),
-                content_type: header_text(header::CONTENT_TYPE),
-                location: header_text(header::LOCATION),
-                body: text.to_owned(),
-            })
-        }
+        Ok(text) if !status.is_server_error() && status.as_u16() != 429 => Some(StoredAnswer {
+            status: status.as_u16(),
+            content_type: header_text(header::CONTENT_TYPE),
+            location: header_text(header::LOCATION),
+            body: text.to_owned(),
+        }),
         _ => None,
     };
     let stored = match kept {
@@ -162,7 +185,7 @@ async fn claimed_run(
         // under its ids.
         tracing::warn!(error = ?error, "keep the answer of an Idempotency-Key");
     }
-    Ok(Response::from_parts(parts, Body::from(body)))
+    Response::from_parts(parts, Body::from(body))
 }
 
 /// A kept answer, as it was first given.
