@@ -519,6 +519,68 @@ pub fn parse_conversation_body(value: &Value) -> Result<NewConversation, Vec<Fie
     }
 }
 
+/// A request body parsed from its JSON by the API's rules, every offending
+/// field named: what a handler takes (`http::Valid`).
+pub trait FromJson: Sized {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>>;
+}
+
+/// The body of `PUT /users/{id}`.
+#[derive(Debug)]
+pub struct AttributeUpdate(pub AttributePatch);
+
+impl FromJson for AttributeUpdate {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_update_body(value).map(Self)
+    }
+}
+
+/// The body of `PUT /users/{id}/ban`.
+#[derive(Debug)]
+pub struct Ban(pub bool);
+
+impl FromJson for Ban {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_ban_body(value).map(Self)
+    }
+}
+
+/// The body of `POST /segments` and `PUT /segments/{id}`.
+#[derive(Debug)]
+pub struct SegmentName(pub String);
+
+impl FromJson for SegmentName {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_segment_body(value).map(Self)
+    }
+}
+
+/// The body of `POST` and `DELETE /users/{id}/segments`: 1..100 ids.
+#[derive(Debug)]
+pub struct SegmentIds(pub BTreeSet<ObjectId>);
+
+impl FromJson for SegmentIds {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_segment_ids(value, false).map(Self)
+    }
+}
+
+/// The body of `PUT /users/{id}/segments`: 0..100 ids (`[]` clears).
+#[derive(Debug)]
+pub struct SegmentSet(pub BTreeSet<ObjectId>);
+
+impl FromJson for SegmentSet {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_segment_ids(value, true).map(Self)
+    }
+}
+
+impl FromJson for NewConversation {
+    fn from_json(value: &Value) -> Result<Self, Vec<FieldError>> {
+        parse_conversation_body(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,14 +4,16 @@
 //! [`routes`] are the bare routes (the local server merges them with the other
 //! functions'); [`router`] is what the Lambda binary runs.
 
+use std::collections::BTreeSet;
+
 use axum::extract::State;
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use shared::http::{Account, AppState, JsonBody, PathId, finish, idempotent};
+use shared::http::{Account, AppState, PathId, Valid, finish, idempotent};
 use shared::model::Segment;
 use shared::store::SegmentChange;
-use shared::validate;
-use shared::{ApiError, ApiResult, Envelope};
+use shared::validate::{SegmentIds, SegmentName, SegmentSet};
+use shared::{ApiResult, Envelope};
 
 /// The routes of this function, without the shared fallbacks and layers.
 pub fn routes(state: AppState) -> Router {
@@ -41,10 +43,8 @@ async fn change_user_segments(
     account: shared::model::AccountId,
     user: shared::model::ObjectId,
     change: SegmentChange,
-    body: serde_json::Value,
+    ids: BTreeSet<shared::model::ObjectId>,
 ) -> ApiResult<Json<Envelope>> {
-    let ids = validate::parse_segment_ids(&body, change == SegmentChange::Replace)
-        .map_err(ApiError::validation)?;
     if change == SegmentChange::Remove {
         state.store.require_segments(&account, &ids).await?;
     }
@@ -59,35 +59,34 @@ async fn add_user_segments(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(user): PathId,
-    JsonBody(body): JsonBody,
+    Valid(SegmentIds(ids)): Valid<SegmentIds>,
 ) -> ApiResult<Json<Envelope>> {
-    change_user_segments(state, account, user, SegmentChange::Add, body).await
+    change_user_segments(state, account, user, SegmentChange::Add, ids).await
 }
 
 async fn replace_user_segments(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(user): PathId,
-    JsonBody(body): JsonBody,
+    Valid(SegmentSet(ids)): Valid<SegmentSet>,
 ) -> ApiResult<Json<Envelope>> {
-    change_user_segments(state, account, user, SegmentChange::Replace, body).await
+    change_user_segments(state, account, user, SegmentChange::Replace, ids).await
 }
 
 async fn remove_user_segments(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(user): PathId,
-    JsonBody(body): JsonBody,
+    Valid(SegmentIds(ids)): Valid<SegmentIds>,
 ) -> ApiResult<Json<Envelope>> {
-    change_user_segments(state, account, user, SegmentChange::Remove, body).await
+    change_user_segments(state, account, user, SegmentChange::Remove, ids).await
 }
 
 async fn create_segment(
     State(state): State<AppState>,
     Account(account): Account,
-    JsonBody(body): JsonBody,
+    Valid(SegmentName(name)): Valid<SegmentName>,
 ) -> ApiResult<Json<Envelope>> {
-    let name = validate::parse_segment_body(&body).map_err(ApiError::validation)?;
     let id = state.store.create_segment(&account, &name).await?;
     Ok(Json(Envelope::success(Some(id.to_string()))))
 }
@@ -103,9 +102,8 @@ async fn rename_segment(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    Valid(SegmentName(name)): Valid<SegmentName>,
 ) -> ApiResult<Json<Envelope>> {
-    let name = validate::parse_segment_body(&body).map_err(ApiError::validation)?;
     state.store.rename_segment(&account, id, &name).await?;
     Ok(Json(Envelope::success(Some(id.to_string()))))
 }

@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
-use shared::http::{Account, AppState, JsonBody, PathId, finish, idempotent};
+use shared::http::{Account, AppState, JsonBody, PathId, Valid, finish, idempotent};
 use shared::model::UserSummary;
-use shared::validate::{self, NewUser};
+use shared::validate::{self, AttributeUpdate, Ban, NewConversation, NewUser};
 use shared::{ApiError, ApiResult, Envelope};
 
 /// The routes of this function, without the shared fallbacks and layers.
@@ -153,9 +153,8 @@ async fn update_user(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    Valid(AttributeUpdate(patch)): Valid<AttributeUpdate>,
 ) -> ApiResult<Json<Envelope>> {
-    let patch = validate::parse_update_body(&body).map_err(ApiError::validation)?;
     state.store.update_attributes(&account, id, &patch).await?;
     Ok(Json(Envelope::success(None)))
 }
@@ -173,9 +172,8 @@ async fn ban_user(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    Valid(Ban(banned)): Valid<Ban>,
 ) -> ApiResult<Json<Envelope>> {
-    let banned = validate::parse_ban_body(&body).map_err(ApiError::validation)?;
     state.store.set_banned(&account, id, banned).await?;
     Ok(Json(Envelope::success(None)))
 }
@@ -215,9 +213,8 @@ async fn record_conversation(
     State(state): State<AppState>,
     Account(account): Account,
     PathId(id): PathId,
-    JsonBody(body): JsonBody,
+    Valid(conversation): Valid<NewConversation>,
 ) -> ApiResult<Json<Envelope>> {
-    let conversation = validate::parse_conversation_body(&body).map_err(ApiError::validation)?;
     let conversation_id = state
         .store
         .record_conversation(&account, id, &conversation)

@@ -8,6 +8,7 @@ use axum::http::header;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::validate::FromJson;
 
 /// Largest body accepted.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -59,6 +60,23 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         serde_json::from_slice(&bytes)
             .map(JsonBody)
             .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))
+    }
+}
+
+/// A JSON body valid by `T`'s rules ([`FromJson`]): its rejection is the
+/// body's `415`/`413`/`400` ([`JsonBody`]) or the validation error naming
+/// every offending field, so a handler only ever sees a parsed, valid value.
+#[derive(Debug)]
+pub struct Valid<T>(pub T);
+
+impl<S: Send + Sync, T: FromJson> FromRequest<S> for Valid<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let JsonBody(value) = JsonBody::from_request(request, state).await?;
+        T::from_json(&value)
+            .map(Valid)
+            .map_err(ApiError::validation)
     }
 }
 
