@@ -116,17 +116,19 @@ impl ApiError {
         }
     }
 
-    /// The error envelope for this error, as it appears alone or inside a bulk answer.
-    pub fn envelope(&self) -> Envelope {
+    /// What the operator should read of this error (never the client): the
+    /// detail of a `500` or a `503`.
+    pub fn detail(&self) -> Option<&str> {
         match self {
-            Self::Unavailable { detail } => {
-                tracing::warn!(error = %detail, "database unavailable");
-            }
-            Self::Internal(detail) => {
-                tracing::error!(error = %detail, "internal error");
-            }
-            _ => {}
+            Self::Unavailable { detail } | Self::Internal(detail) => Some(detail),
+            _ => None,
         }
+    }
+
+    /// The error envelope for this error, as it appears alone or inside a
+    /// bulk answer. Its detail is not in it; the answer carries it to the
+    /// access log ([`Failures`]).
+    pub fn envelope(&self) -> Envelope {
         let (id, errors) = match self {
             Self::Conflict { id, .. } => (id.clone(), None),
             Self::Validation { errors, .. } => (None, Some(errors.clone())),
@@ -140,6 +142,11 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let mut response = (status, axum::Json(self.envelope())).into_response();
+        if let Some(detail) = self.detail() {
+            response
+                .extensions_mut()
+                .insert(Failures(vec![detail.to_owned()]));
+        }
         let retry_after = match self {
             Self::Unavailable { .. } | Self::KeyInProgress => Some(RETRY_AFTER_SECONDS),
             Self::Throttled {
@@ -157,6 +164,13 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The details of the failures behind an answer (a `500`, a `503`, or the
+/// failed elements of a bulk answer), carried to the access log, which
+/// writes them on the request's own line (`http::observe`): each failure is
+/// logged once, with its request, and never sent.
+#[derive(Debug, Clone, Default)]
+pub struct Failures(pub Vec<String>);
 
 #[cfg(test)]
 mod tests {

@@ -70,3 +70,52 @@ async fn access_logs_name_the_request_but_hold_no_secrets() {
     assert_eq!(requests[2]["span"]["route"], "/users");
     assert_eq!(requests[3]["span"]["route"], "/users/{id}");
 }
+
+#[tokio::test]
+async fn a_failure_is_logged_once_on_its_requests_line() {
+    let captured = LogCapture::default();
+    let sink = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_writer(move || sink.clone())
+        .with_env_filter(shared::http::log_filter(None))
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    // GIVEN an API whose database does not answer (nothing listens there)
+    let api = TestApi::new().await;
+    let token = api.token("acme").await;
+    let gone = shared::store::Store::new(
+        shared::engine::local_client("http://127.0.0.1:9"),
+        api.store.table().to_owned(),
+    );
+    let api = api.on_store(gone);
+    // WHEN a request meets it
+    let answer = api
+        .call(http::Method::GET, "/users", Some(&token), None)
+        .await;
+    assert_eq!(answer.status, 503);
+
+    // THEN its one line says why, at warn, and no other line does
+    let text = captured.text();
+    let lines: Vec<Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["fields"]["message"], "request");
+    assert_eq!(lines[0]["level"], "WARN");
+    assert_eq!(lines[0]["fields"]["status"], 503);
+    assert!(
+        lines[0]["fields"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("GetItem token")),
+        "{text}"
+    );
+    assert!(
+        !answer.text.contains("GetItem"),
+        "never sent: {}",
+        answer.text
+    );
+}

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
+use shared::error::Failures;
 use shared::http::{Account, AppState, JsonBody, PathId, Valid, finish, idempotent};
 use shared::model::UserSummary;
 use shared::validate::{self, AttributeUpdate, Ban, NewConversation, NewUser};
@@ -46,7 +47,6 @@ async fn health(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => Json(json!({"status": "ok", "database": "ok"})).into_response(),
         Err(error) => {
-            tracing::warn!(error = %error, "health check failed");
             let mut response = (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({"status": "unavailable", "database": "unreachable"})),
@@ -56,6 +56,10 @@ async fn health(State(state): State<AppState>) -> Response {
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(shared::error::RETRY_AFTER_SECONDS),
             );
+            let detail = error.detail().unwrap_or("the database does not answer");
+            response
+                .extensions_mut()
+                .insert(Failures(vec![detail.to_owned()]));
             response
         }
     }
@@ -87,6 +91,7 @@ async fn create_users(
         .map(|element| validate::parse_new_user(element).map_err(ApiError::validation))
         .collect();
     let mut envelopes = Vec::with_capacity(parsed.len());
+    let mut failures = Failures::default();
     let mut all_created = true;
     for outcome in parsed {
         let outcome = match outcome {
@@ -100,6 +105,7 @@ async fn create_users(
             }
             Err(error) => {
                 all_created = false;
+                failures.0.extend(error.detail().map(str::to_owned));
                 envelopes.push(error.envelope());
             }
         }
@@ -109,7 +115,11 @@ async fn create_users(
     } else {
         StatusCode::MULTI_STATUS
     };
-    (status, Json(envelopes)).into_response()
+    let mut response = (status, Json(envelopes)).into_response();
+    if !failures.0.is_empty() {
+        response.extensions_mut().insert(failures);
+    }
+    response
 }
 
 async fn list_users(

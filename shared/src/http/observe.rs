@@ -11,6 +11,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use tracing::Instrument;
 
+use crate::error::Failures;
+
 /// The request id header.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -58,7 +60,18 @@ pub async fn observe(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
-    span.in_scope(|| tracing::info!(status, duration_ms, "request"));
+    let failures = response.extensions_mut().remove::<Failures>();
+    span.in_scope(|| match failures {
+        None => tracing::info!(status, duration_ms, "request"),
+        Some(Failures(details)) => {
+            let error = details.join("; ");
+            if status == 500 {
+                tracing::error!(status, duration_ms, error, "request")
+            } else {
+                tracing::warn!(status, duration_ms, error, "request")
+            }
+        }
+    });
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
