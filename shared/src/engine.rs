@@ -23,13 +23,13 @@ impl EmbeddedEngine {
             Some(path) => dynoxide::Database::new(&path.to_string_lossy()),
             None => dynoxide::Database::memory(),
         }
-        .map_err(|e| ApiError::Internal(format!("open embedded database: {e}")))?;
+        .map_err(|e| ApiError::internal_from("open embedded database", e))?;
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
             .await
-            .map_err(|e| ApiError::Internal(format!("bind embedded engine: {e}")))?;
+            .map_err(|e| ApiError::internal_from("bind embedded engine", e))?;
         let address = listener
             .local_addr()
-            .map_err(|e| ApiError::Internal(format!("embedded engine address: {e}")))?;
+            .map_err(|e| ApiError::internal_from("embedded engine address", e))?;
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(async move {
             let shutdown = async {

@@ -75,9 +75,14 @@ pub enum ApiError {
     /// 503: the database is unreachable or throttling us.
     #[error("the database is unavailable; retry later")]
     Unavailable { detail: String },
-    /// 500: a bug. The detail is logged, the client sees a generic message.
+    /// 500: a bug. The detail is logged, the client sees a generic message;
+    /// the error it comes from, when there is one, is kept as its source.
     #[error("internal error")]
-    Internal(String),
+    Internal {
+        detail: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// Seconds a client should wait before retrying a 503.
@@ -96,6 +101,25 @@ impl ApiError {
         Self::validation(vec![FieldError::new(field, message)])
     }
 
+    /// A `500` (a bug) with what the operator should read.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::Internal {
+            detail: detail.into(),
+            source: None,
+        }
+    }
+
+    /// A `500` caused by `source`, which is kept.
+    pub fn internal_from(
+        context: &str,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Internal {
+            detail: format!("{context}: {source}"),
+            source: Some(Box::new(source)),
+        }
+    }
+
     pub fn not_found(what: &str) -> Self {
         Self::NotFound(format!("{what} not found"))
     }
@@ -112,7 +136,7 @@ impl ApiError {
             Self::PayloadTooLarge | Self::TooLargeToStream => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -120,7 +144,7 @@ impl ApiError {
     /// detail of a `500` or a `503`.
     pub fn detail(&self) -> Option<&str> {
         match self {
-            Self::Unavailable { detail } | Self::Internal(detail) => Some(detail),
+            Self::Unavailable { detail } | Self::Internal { detail, .. } => Some(detail),
             _ => None,
         }
     }
@@ -178,7 +202,7 @@ mod tests {
 
     #[test]
     fn internal_details_never_reach_the_envelope() {
-        let envelope = ApiError::Internal("dispatch failure: connection refused".into()).envelope();
+        let envelope = ApiError::internal("dispatch failure: connection refused").envelope();
         let json = serde_json::to_string(&envelope).unwrap();
         assert!(!json.contains("dispatch"), "{json}");
         assert!(json.contains(r#""code":500"#));
@@ -191,6 +215,16 @@ mod tests {
                 .unwrap()
                 .contains("Throttling")
         );
+    }
+
+    #[test]
+    fn an_internal_error_keeps_its_source() {
+        let io = std::io::Error::other("disk on fire");
+        let error = ApiError::internal_from("write export file", io);
+        let source = std::error::Error::source(&error).expect("the source is kept");
+        assert_eq!(source.to_string(), "disk on fire");
+        assert_eq!(error.detail(), Some("write export file: disk on fire"));
+        assert_eq!(error.to_string(), "internal error");
     }
 
     #[test]

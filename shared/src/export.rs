@@ -409,7 +409,7 @@ impl CsvRows {
     fn finish(writer: csv::Writer<Vec<u8>>) -> Result<Vec<u8>, ApiError> {
         writer
             .into_inner()
-            .map_err(|e| ApiError::Internal(format!("write CSV: {}", e.error())))
+            .map_err(|e| ApiError::internal(format!("write CSV: {}", e.error())))
     }
 
     /// The header line.
@@ -417,7 +417,7 @@ impl CsvRows {
         let mut writer = Self::writer(1);
         writer
             .write_record(self.fields.iter().map(|field| field.header()))
-            .map_err(|e| ApiError::Internal(format!("write CSV header: {e}")))?;
+            .map_err(|e| ApiError::internal_from("write CSV header", e))?;
         Self::finish(writer)
     }
 
@@ -434,7 +434,7 @@ impl CsvRows {
             }));
             writer
                 .write_record(cells.iter().map(|cell| cell.as_bytes()))
-                .map_err(|e| ApiError::Internal(format!("write CSV row: {e}")))?;
+                .map_err(|e| ApiError::internal_from("write CSV row", e))?;
         }
         Self::finish(writer)
     }

@@ -152,14 +152,17 @@ impl Files {
 fn s3_error<E, R>(operation: &str, error: SdkError<E, R>) -> ApiError
 where
     E: std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let detail = format!("{operation}: {}", DisplayErrorContext(&error));
     match error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) => {
             ApiError::Unavailable { detail }
         }
-        _ => ApiError::Internal(detail),
+        _ => ApiError::Internal {
+            detail,
+            source: Some(Box::new(error)),
+        },
     }
 }
 
@@ -253,7 +256,7 @@ impl S3Files {
             .map_err(|e| s3_error("CreateMultipartUpload", e))?;
         output
             .upload_id
-            .ok_or_else(|| ApiError::Internal("CreateMultipartUpload gave no upload id".into()))
+            .ok_or_else(|| ApiError::internal("CreateMultipartUpload gave no upload id"))
     }
 
     async fn put_part(
@@ -276,7 +279,7 @@ impl S3Files {
             .map_err(|e| s3_error("UploadPart", e))?;
         output
             .e_tag
-            .ok_or_else(|| ApiError::Internal("UploadPart gave no ETag".into()))
+            .ok_or_else(|| ApiError::internal("UploadPart gave no ETag"))
     }
 
     async fn complete(&self, key: &str, upload: &str, tags: &[String]) -> Result<(), ApiError> {
@@ -356,7 +359,7 @@ impl S3Files {
 
     async fn presign(&self, key: &str) -> Result<Download, ApiError> {
         let config = PresigningConfig::expires_in(DOWNLOAD_URL_TTL)
-            .map_err(|e| ApiError::Internal(format!("presigning config: {e}")))?;
+            .map_err(|e| ApiError::internal_from("presigning config", e))?;
         let request = self
             .client
             .get_object()
@@ -380,7 +383,7 @@ pub struct FolderFiles {
 }
 
 fn io_error(what: &str, path: &Path, error: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("{what} {}: {error}", path.display()))
+    ApiError::internal(format!("{what} {}: {error}", path.display()))
 }
 
 impl FolderFiles {

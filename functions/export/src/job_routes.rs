@@ -69,7 +69,7 @@ async fn create_job(
     let body = body_of(request).await?;
     ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let text = serde_json::to_string(&body)
-        .map_err(|e| ApiError::Internal(format!("serialize export request: {e}")))?;
+        .map_err(|e| ApiError::internal_from("serialize export request", e))?;
     let job = state.app.store.create_export_job(&account, text).await?;
     tracing::info!(job = %job.id, "export job created");
     if state.jobs.config().in_process {
@@ -78,7 +78,7 @@ async fn create_job(
     let mut envelope = Envelope::success(Some(job.id.to_string()));
     envelope.status.code = StatusCode::ACCEPTED.as_u16();
     let location = HeaderValue::from_str(&format!("/users/exports/{}", job.id))
-        .map_err(|e| ApiError::Internal(format!("location header: {e}")))?;
+        .map_err(|e| ApiError::internal_from("location header", e))?;
     Ok((
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
@@ -168,7 +168,7 @@ async fn job_file(
     };
     let file = tokio::fs::File::open(&path)
         .await
-        .map_err(|e| ApiError::Internal(format!("open {}: {e}", path.display())))?;
+        .map_err(|e| ApiError::internal(format!("open {}: {e}", path.display())))?;
     let chunks = futures_util::stream::try_unfold(file, |mut file| async move {
         let mut chunk = Vec::with_capacity(FILE_CHUNK);
         let read = (&mut file)

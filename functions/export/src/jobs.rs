@@ -284,9 +284,9 @@ struct Written {
 impl Run<'_> {
     async fn work(&self, job: &mut ExportJob) -> Result<RunOutcome, ApiError> {
         let body: Value = serde_json::from_str(&job.request)
-            .map_err(|e| ApiError::Internal(format!("stored export request: {e}")))?;
+            .map_err(|e| ApiError::internal_from("stored export request", e))?;
         let request = ExportRequest::parse(&body)
-            .map_err(|_| ApiError::Internal("a stored export request no longer parses".into()))?;
+            .map_err(|_| ApiError::internal("a stored export request no longer parses"))?;
         if request.sort.field == SortField::LastSeen
             && Timestamp::now().millis() > job.as_of + GHOST_LIFETIME_SECONDS * 1000
         {
@@ -316,7 +316,7 @@ impl Run<'_> {
                 Some(tail) => files
                     .get(tail)
                     .await?
-                    .ok_or_else(|| ApiError::Internal("an export job's tail is missing".into()))?
+                    .ok_or_else(|| ApiError::internal("an export job's tail is missing"))?
                     .to_vec(),
                 None => Vec::new(),
             },
@@ -434,7 +434,7 @@ impl Run<'_> {
         written: &mut Written,
     ) -> Result<(), ApiError> {
         if written.parts >= MAX_PARTS {
-            return Err(ApiError::Internal(format!(
+            return Err(ApiError::internal(format!(
                 "an export job's file passed {MAX_PARTS} parts"
             )));
         }
@@ -468,5 +468,5 @@ impl Run<'_> {
 }
 
 fn compress_error(error: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("compress export rows: {error}"))
+    ApiError::internal_from("compress export rows", error)
 }

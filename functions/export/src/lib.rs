@@ -227,9 +227,7 @@ async fn export(
     let sent = body.len() as u64;
     // The channel is new and has room: the first chunk always fits.
     if sender.try_send(Ok(Bytes::from(body))).is_err() {
-        return Err(ApiError::Internal(
-            "export channel refused its first chunk".into(),
-        ));
+        return Err(ApiError::internal("export channel refused its first chunk"));
     }
     if first.is_some() {
         let sending = Sending {
@@ -264,7 +262,7 @@ async fn export(
 }
 
 fn encoding_error(error: std::io::Error) -> ApiError {
-    ApiError::Internal(format!("compress export chunk: {error}"))
+    ApiError::internal_from("compress export chunk", error)
 }
 
 /// The body as JSON: `{}` when empty, else by the API's JSON body rules

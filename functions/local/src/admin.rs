@@ -215,7 +215,7 @@ fn describe_refusal(error: &ApiError) -> Refusal {
             Some(id) => format!("User ID: {message} (user {id})"),
             None => message.clone(),
         }),
-        ApiError::Unavailable { detail } | ApiError::Internal(detail) => {
+        ApiError::Unavailable { detail } | ApiError::Internal { detail, .. } => {
             Refusal::Stop(detail.clone())
         }
         other => Refusal::Row(other.to_string()),

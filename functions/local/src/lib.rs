@@ -153,7 +153,7 @@ pub async fn connect(
         return Ok((store, Backend::Remote));
     }
     std::fs::create_dir_all(data_dir).map_err(|e| {
-        ApiError::Internal(format!("create data directory {}: {e}", data_dir.display()))
+        ApiError::internal(format!("create data directory {}: {e}", data_dir.display()))
     })?;
     let engine = EmbeddedEngine::start(Some(&data_dir.join(DATABASE_FILE))).await?;
     let store =

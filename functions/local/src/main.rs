@@ -249,7 +249,7 @@ async fn token_command(store: &Store, command: TokenCommand) -> Result<(), Strin
 /// The failure with its detail: this is an operator's console, not an API answer.
 fn describe(error: &shared::ApiError) -> String {
     match error {
-        shared::ApiError::Internal(detail) | shared::ApiError::Unavailable { detail } => {
+        shared::ApiError::Internal { detail, .. } | shared::ApiError::Unavailable { detail } => {
             detail.clone()
         }
         other => other.to_string(),

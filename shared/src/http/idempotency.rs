@@ -157,7 +157,7 @@ async fn keep(store: &Store, grant: KeyGrant, response: Response) -> Response {
         if let Err(error) = store.release_idempotency_key(grant).await {
             tracing::warn!(error = ?error, "release idempotency key");
         }
-        return ApiError::Internal("answer too large to keep".into()).into_response();
+        return ApiError::internal("answer too large to keep").into_response();
     };
     let status = parts.status;
     let header_text = |name| {

@@ -339,7 +339,7 @@ impl Store {
         deadline: Deadline,
     ) -> Result<bool, ApiError> {
         let account = AccountId::parse(&job.account)
-            .map_err(|_| ApiError::Internal("a clean-up job names a malformed account".into()))?;
+            .map_err(|_| ApiError::internal("a clean-up job names a malformed account"))?;
         let mut pacer = Pacer::new(self.cleanup.pace, deadline);
         let finished = match job.kind {
             JobKind::User => self.erase_user_items(&account, job.id, &mut pacer).await?,
@@ -458,7 +458,7 @@ impl Store {
                             .set_key(Some(key.clone()))
                             .build()
                             .map(|delete| WriteRequest::builder().delete_request(delete).build())
-                            .map_err(|e| ApiError::Internal(format!("build DeleteRequest: {e}")))
+                            .map_err(|e| ApiError::internal_from("build DeleteRequest", e))
                     })
                     .collect::<Result<Vec<_>, _>>()?,
             );

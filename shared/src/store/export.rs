@@ -119,12 +119,11 @@ pub enum ExportPosition {
 impl ExportPosition {
     pub fn to_json(&self) -> Result<String, ApiError> {
         serde_json::to_string(self)
-            .map_err(|e| ApiError::Internal(format!("serialize export position: {e}")))
+            .map_err(|e| ApiError::internal_from("serialize export position", e))
     }
 
     pub fn from_json(text: &str) -> Result<Self, ApiError> {
-        serde_json::from_str(text)
-            .map_err(|e| ApiError::Internal(format!("read export position: {e}")))
+        serde_json::from_str(text).map_err(|e| ApiError::internal_from("read export position", e))
     }
 }
 
@@ -255,7 +254,7 @@ impl ExportReader {
                     }
                     None => self.position = ExportPosition::End,
                 },
-                Source::Failed(reason) => return Err(ApiError::Internal(reason)),
+                Source::Failed(reason) => return Err(ApiError::internal(reason)),
                 Source::Done => {
                     self.position = ExportPosition::End;
                     return Ok(None);
@@ -275,8 +274,8 @@ impl ExportReader {
                 users.by_ref().take(skip as usize).for_each(drop);
                 Ok(Source::Loaded(users))
             }
-            Source::Walk(_) if skip > 0 => Err(ApiError::Internal(
-                "an export that read its scope whole now has to walk it".into(),
+            Source::Walk(_) if skip > 0 => Err(ApiError::internal(
+                "an export that read its scope whole now has to walk it",
             )),
             other => Ok(other),
         }

@@ -134,7 +134,7 @@ pub struct ExportJob {
 impl ExportJob {
     pub fn account_id(&self) -> Result<AccountId, ApiError> {
         AccountId::parse(&self.account)
-            .map_err(|_| ApiError::Internal("an export job names a malformed account".into()))
+            .map_err(|_| ApiError::internal("an export job names a malformed account"))
     }
 
     pub fn created(&self) -> Timestamp {
@@ -246,9 +246,10 @@ impl Store {
             }),
             // Written by an earlier attempt of this request (its
             // Idempotency-Key gives every attempt the same id).
-            Outcome::ConditionFailed(_) => self.export_job(account, id).await?.ok_or_else(|| {
-                ApiError::Internal("a new export job's id was already taken".into())
-            }),
+            Outcome::ConditionFailed(_) => self
+                .export_job(account, id)
+                .await?
+                .ok_or_else(|| ApiError::internal("a new export job's id was already taken")),
         }
     }
 

@@ -347,11 +347,11 @@ pub struct TokenItem {
 }
 
 pub fn to_item<T: Serialize>(value: &T) -> Result<Item, ApiError> {
-    serde_dynamo::to_item(value).map_err(|e| ApiError::Internal(format!("serialize item: {e}")))
+    serde_dynamo::to_item(value).map_err(|e| ApiError::internal_from("serialize item", e))
 }
 
 pub fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, ApiError> {
-    serde_dynamo::from_item(item).map_err(|e| ApiError::Internal(format!("deserialize item: {e}")))
+    serde_dynamo::from_item(item).map_err(|e| ApiError::internal_from("deserialize item", e))
 }
 
 /// An item's sort key (empty when it has none).

@@ -190,7 +190,7 @@ const RETRYABLE_CODES: [&str; 6] = [
 pub(crate) fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> ApiError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
+    R: Debug + Send + Sync + 'static,
 {
     let detail = format!("{operation}: {}", DisplayErrorContext(&error));
     match &error {
@@ -205,6 +205,9 @@ where
         {
             ApiError::Unavailable { detail }
         }
-        _ => ApiError::Internal(detail),
+        _ => ApiError::Internal {
+            detail,
+            source: Some(Box::new(error)),
+        },
     }
 }

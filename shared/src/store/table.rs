@@ -157,7 +157,7 @@ impl Store {
             .key_schema(key(index.sk, KeyType::Range))
             .projection(projection(index))
             .build()
-            .map_err(|e| ApiError::Internal(format!("build index {}: {e}", index.name)))?;
+            .map_err(|e| ApiError::internal(format!("build index {}: {e}", index.name)))?;
         self.client
             .update_table()
             .table_name(self.table())

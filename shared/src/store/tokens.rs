@@ -92,7 +92,7 @@ impl Store {
         let item: TokenItem = from_item(item)?;
         AccountId::parse(&item.account)
             .map(Some)
-            .map_err(|_| ApiError::Internal("stored token names a malformed account".into()))
+            .map_err(|_| ApiError::internal("stored token names a malformed account"))
     }
 
     /// Revokes a token; `true` when it existed.

@@ -280,7 +280,7 @@ fn refused(operation: &str, message: Option<&str>) -> ApiError {
         );
         ApiError::BadRequest("the change does not fit DynamoDB's size limits".into())
     } else {
-        ApiError::Internal(format!("{operation}: refused as invalid: {message}"))
+        ApiError::internal(format!("{operation}: refused as invalid: {message}"))
     }
 }
 
@@ -291,7 +291,7 @@ pub(crate) fn outcome_of<T, E, R>(
 ) -> Result<Outcome, ApiError>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let error = match result {
         Ok(_) => return Ok(Outcome::Committed),
@@ -311,7 +311,7 @@ where
 /// How a transaction ended, from its `CancellationReasons` when it was
 /// cancelled. An engine that gives no reasons is taken to mean a failed
 /// condition: the caller's re-read decides.
-fn outcome_of_transaction<R: std::fmt::Debug>(
+fn outcome_of_transaction<R: std::fmt::Debug + Send + Sync + 'static>(
     error: SdkError<TransactWriteItemsError, R>,
 ) -> Result<Outcome, ApiError> {
     let Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) =

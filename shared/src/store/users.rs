@@ -252,7 +252,7 @@ impl Store {
                         .set_keys(Some(take(pending)))
                         .consistent_read(consistent)
                         .build()
-                        .map_err(|e| ApiError::Internal(format!("build BatchGetItem: {e}")))?;
+                        .map_err(|e| ApiError::internal_from("build BatchGetItem", e))?;
                     let output = self
                         .client
                         .batch_get_item()
