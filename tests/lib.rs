@@ -591,28 +591,22 @@ pub async fn items_in_partition(
     index: Option<shared::store::keys::Index>,
 ) -> usize {
     let partition = index.map_or(shared::store::keys::PK, |index| index.pk);
+    let mut pages = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .set_index_name(index.map(|index| index.name.to_owned()))
+        .key_condition_expression("#p = :p")
+        .expression_attribute_names("#p", partition)
+        .expression_attribute_values(":p", shared::store::items::s(pk))
+        .select(aws_sdk_dynamodb::types::Select::Count)
+        .into_paginator()
+        .send();
     let mut count = 0;
-    let mut start = None;
-    loop {
-        let output = store
-            .client()
-            .query()
-            .table_name(store.table())
-            .set_index_name(index.map(|index| index.name.to_owned()))
-            .key_condition_expression("#p = :p")
-            .expression_attribute_names("#p", partition)
-            .expression_attribute_values(":p", shared::store::items::s(pk))
-            .select(aws_sdk_dynamodb::types::Select::Count)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("count query");
-        count += output.count.max(0) as usize;
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return count;
-        }
+    while let Some(page) = pages.next().await {
+        count += page.expect("count query").count.max(0) as usize;
     }
+    count
 }
 
 /// How many items of the whole table mention `needle` anywhere (a key, an
@@ -631,30 +625,24 @@ pub async fn items_mentioning(store: &Store, needle: &str) -> usize {
             _ => false,
         }
     }
+    let mut items = store
+        .client()
+        .scan()
+        .table_name(store.table())
+        .into_paginator()
+        .items()
+        .send();
     let mut found = 0;
-    let mut start = None;
-    loop {
-        let output = store
-            .client()
-            .scan()
-            .table_name(store.table())
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .expect("scan");
-        found += output
-            .items()
+    while let Some(item) = items.next().await {
+        let item = item.expect("scan");
+        if item
             .iter()
-            .filter(|item| {
-                item.iter()
-                    .any(|(name, value)| name.contains(needle) || mentions(value, needle))
-            })
-            .count();
-        start = output.last_evaluated_key;
-        if start.is_none() {
-            return found;
+            .any(|(name, value)| name.contains(needle) || mentions(value, needle))
+        {
+            found += 1;
         }
     }
+    found
 }
 
 /// The ids of a `GET /users` answer's `data`, in order.

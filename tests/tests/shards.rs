@@ -6,13 +6,11 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::Select;
 use http::StatusCode;
 use serde_json::json;
 use shared::model::AccountId;
-use shared::store::items::s;
 use shared::store::keys;
-use users_api_tests::{SeedUser, TestApi, ids_of, seed_users};
+use users_api_tests::{SeedUser, TestApi, ids_of, items_in_partition, seed_users};
 
 /// Creates `n` users in order (`tier` gold for every seventh); returns their
 /// ids in creation order.
@@ -64,30 +62,7 @@ async fn entries_per_shard(api: &TestApi, account: &str, shards: u16) -> Vec<usi
     let account = AccountId::parse(account).unwrap();
     let mut counts = Vec::new();
     for pk in keys::users_index_pks(&account, shards) {
-        let mut count = 0;
-        let mut start = None;
-        loop {
-            let output = api
-                .store
-                .client()
-                .query()
-                .table_name(api.store.table())
-                .index_name(keys::BY_CREATED.name)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::BY_CREATED.pk)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .select(Select::Count)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .unwrap();
-            count += output.count as usize;
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        counts.push(count);
+        counts.push(items_in_partition(&api.store, &pk, Some(keys::BY_CREATED)).await);
     }
     counts
 }

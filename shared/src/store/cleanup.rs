@@ -272,44 +272,36 @@ impl Store {
     pub async fn run_cleanup(&self, deadline: Deadline) -> Result<Sweep, ApiError> {
         let mut sweep = Sweep::default();
         for partition in keys::job_pks() {
-            let mut start = None;
-            loop {
-                let output = self
-                    .client
-                    .query()
-                    .table_name(self.table())
-                    .key_condition_expression("pk = :pk")
-                    .expression_attribute_values(":pk", s(&partition))
-                    .consistent_read(true)
-                    .limit(CLEANUP_PAGE)
-                    .set_exclusive_start_key(start)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error("Query jobs", e))?;
-                for item in output.items.unwrap_or_default() {
-                    let job: JobItem = from_item(item)?;
-                    if deadline.is_within(CLEANUP_MARGIN) {
+            let mut jobs = self
+                .client
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(&partition))
+                .consistent_read(true)
+                .limit(CLEANUP_PAGE)
+                .into_paginator()
+                .items()
+                .send();
+            while let Some(item) = jobs.next().await {
+                let job: JobItem = from_item(item.map_err(|e| sdk_error("Query jobs", e))?)?;
+                if deadline.is_within(CLEANUP_MARGIN) {
+                    sweep.pending += 1;
+                    self.touch_job(&job).await?;
+                    continue;
+                }
+                match self.finish_job(&job, deadline).await {
+                    Ok(true) => sweep.finished += 1,
+                    Ok(false) => {
                         sweep.pending += 1;
                         self.touch_job(&job).await?;
-                        continue;
                     }
-                    match self.finish_job(&job, deadline).await {
-                        Ok(true) => sweep.finished += 1,
-                        Ok(false) => {
-                            sweep.pending += 1;
-                            self.touch_job(&job).await?;
-                        }
-                        // One job's failure does not hold up the others; it
-                        // stays for the next sweep.
-                        Err(error) => {
-                            tracing::warn!(kind = ?job.kind, error = ?error, "a clean-up failed; retried later");
-                            sweep.pending += 1;
-                        }
+                    // One job's failure does not hold up the others; it
+                    // stays for the next sweep.
+                    Err(error) => {
+                        tracing::warn!(kind = ?job.kind, error = ?error, "a clean-up failed; retried later");
+                        sweep.pending += 1;
                     }
-                }
-                start = output.last_evaluated_key;
-                if start.is_none() {
-                    break;
                 }
             }
         }

@@ -219,28 +219,27 @@ impl Store {
         want: usize,
     ) -> Result<Vec<Item>, ApiError> {
         let mut items: Vec<Item> = Vec::with_capacity(want);
-        let mut start: Option<Item> = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("pk = :pk AND sk BETWEEN :lowest AND :highest")
-                .expression_attribute_values(":pk", s(user_pk))
-                .expression_attribute_values(":lowest", s(lowest))
-                .expression_attribute_values(":highest", s(highest))
-                .scan_index_forward(forward)
-                .consistent_read(true)
-                .limit((want - items.len()).min(i32::MAX as usize) as i32)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query user collection", e))?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() || items.len() >= want {
-                return Ok(items);
-            }
+        // Pages are read as they are consumed: none after the one that
+        // completes `want`.
+        let mut found = self
+            .client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :lowest AND :highest")
+            .expression_attribute_values(":pk", s(user_pk))
+            .expression_attribute_values(":lowest", s(lowest))
+            .expression_attribute_values(":highest", s(highest))
+            .scan_index_forward(forward)
+            .consistent_read(true)
+            .limit(want.clamp(1, i32::MAX as usize) as i32)
+            .into_paginator()
+            .items()
+            .send();
+        while items.len() < want
+            && let Some(item) = found.next().await
+        {
+            items.push(item.map_err(|e| sdk_error("Query user collection", e))?);
         }
+        Ok(items)
     }
 }

@@ -94,31 +94,26 @@ impl Store {
     /// index (which holds no segment's name), then the segments themselves.
     pub async fn list_segments(&self, account: &AccountId) -> Result<Vec<Segment>, ApiError> {
         let mut wanted = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(keys::BY_CREATED.name)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::BY_CREATED.pk)
-                .expression_attribute_values(":pk", s(keys::segments_index_pk(account)))
-                .scan_index_forward(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query segments", e))?;
-            wanted.extend(output.items.unwrap_or_default().into_iter().map(|item| {
+        let mut entries = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(keys::BY_CREATED.name)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::BY_CREATED.pk)
+            .expression_attribute_values(":pk", s(keys::segments_index_pk(account)))
+            .scan_index_forward(true)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(entry) = entries.next().await {
+            let entry = entry.map_err(|e| sdk_error("Query segments", e))?;
+            wanted.push(
                 [keys::PK, keys::SK]
                     .into_iter()
-                    .filter_map(|name| Some((name.to_owned(), item.get(name)?.clone())))
-                    .collect::<Item>()
-            }));
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
+                    .filter_map(|name| Some((name.to_owned(), entry.get(name)?.clone())))
+                    .collect::<Item>(),
+            );
         }
         let mut segments = Vec::with_capacity(wanted.len());
         for item in self.batch_get(wanted, false).await? {
