@@ -276,7 +276,8 @@ impl Store {
                 .client
                 .query()
                 .table_name(self.table())
-                .key_condition_expression("pk = :pk")
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", keys::PK)
                 .expression_attribute_values(":pk", s(&partition))
                 .consistent_read(true)
                 .limit(CLEANUP_PAGE)

@@ -225,7 +225,9 @@ impl Store {
             .client
             .query()
             .table_name(self.table())
-            .key_condition_expression("pk = :pk AND sk BETWEEN :lowest AND :highest")
+            .key_condition_expression("#pk = :pk AND #sk BETWEEN :lowest AND :highest")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#sk", keys::SK)
             .expression_attribute_values(":pk", s(user_pk))
             .expression_attribute_values(":lowest", s(lowest))
             .expression_attribute_values(":highest", s(highest))

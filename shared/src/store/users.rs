@@ -382,9 +382,12 @@ impl Store {
                 .value(":next", n(profile.ver + 1))
                 .value(":seen", n(profile.ver));
             update = match &profile.gsi3pk {
-                Some(email_pk) => update.set("gsi3pk = :email").value(":email", s(email_pk)),
-                None => update.remove("gsi3pk"),
-            };
+                Some(email_pk) => update
+                    .set("#email_pk = :email")
+                    .value(":email", s(email_pk)),
+                None => update.remove("#email_pk"),
+            }
+            .name("#email_pk", keys::BY_EMAIL.pk);
             let update = update.build();
             let written = self
                 .client
