@@ -13,8 +13,7 @@ use std::ops::ControlFlow;
 
 use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
 use super::size::check_profile_fits;
-use super::tx::{Expr, Outcome, Transaction, UpdateExpr};
-use super::users::absent;
+use super::tx::{Expr, Outcome, Transaction, UpdateExpr, absent};
 use super::{Store, keys};
 use crate::error::ApiError;
 use crate::model::{AccountId, Attributes, MAX_ATTRIBUTES, ObjectId, Timestamp};

@@ -37,8 +37,9 @@ use tokio::time::Instant;
 
 use super::items::{Item, JobItem, JobKind, from_item, key, n, s, sort_key, to_item};
 use super::keys;
+use super::segments::count_members;
 use super::tx::{Expr, Outcome, Transaction, lock, outcome_of, take};
-use super::users::{claim_of, count_members, exists};
+use super::tx::{claim_of, exists};
 use super::{Store, sdk_error};
 use crate::deadline::Deadline;
 use crate::error::ApiError;

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::Store;
 use super::items::{from_item, key, n, s, to_item};
 use super::keys;
-use super::tx::{Expr, Outcome, Transaction, outcome_of};
+use super::tx::{Expr, Outcome, Transaction, absent, outcome_of};
 use crate::error::ApiError;
 use crate::model::{AccountId, ObjectId, Timestamp};
 
@@ -236,7 +236,7 @@ impl Store {
             passes: 0,
         };
         let mut transaction = Transaction::default();
-        let new = || Some(Expr::new("attribute_not_exists(pk)"));
+        let new = || Some(absent());
         transaction.put(self.table(), to_item(&job)?, new());
         transaction.put(self.table(), to_item(&pointer)?, new());
         match self.commit(transaction).await? {

@@ -18,6 +18,7 @@ pub mod keys;
 mod list;
 mod meter;
 mod read_ahead;
+mod reads;
 mod segments;
 pub mod size;
 mod stats;

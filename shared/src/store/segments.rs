@@ -4,20 +4,57 @@
 //! `users` counter. The profile's `segver` makes concurrent changes to one
 //! user's segments serialise instead of overwriting each other.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use super::items::{
     ClaimItem, Item, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item,
 };
-use super::size::check_profile_fits;
-use super::tx::{Expr, Outcome, Transaction};
-use super::users::{
-    SEGMENTS_PER_TRANSACTION, absent, check_segment_count, claim_of, count_members,
-};
+use super::size::{MAX_SEGMENTS_PER_USER, check_profile_fits};
+use super::tx::{Expr, Outcome, Transaction, absent, claim_of, exists};
+use super::users::SEGMENTS_PER_TRANSACTION;
 use super::{Store, keys, sdk_error};
-use crate::error::ApiError;
+use crate::error::{ApiError, FieldError};
 use crate::model::{AccountId, ObjectId, Segment, Timestamp};
+
+/// `ADD users :delta` on a segment that still exists.
+pub(crate) fn count_members(
+    transaction: &mut Transaction,
+    table: &str,
+    account: &AccountId,
+    segment: ObjectId,
+    delta: i64,
+) {
+    transaction.update(
+        table,
+        key(keys::segment_pk(account, segment), keys::SEGMENT_SK),
+        Expr::new("ADD #users :delta")
+            .name("#users", "users")
+            .value(":delta", n(delta)),
+        Some(exists()),
+    );
+}
+
+/// `400` when a user would belong to more segments than it may.
+pub(crate) fn check_segment_count(count: usize) -> Result<(), ApiError> {
+    if count <= MAX_SEGMENTS_PER_USER {
+        return Ok(());
+    }
+    Err(ApiError::field(
+        "segments",
+        format!(
+            "a user belongs to at most {MAX_SEGMENTS_PER_USER} segments; this change would make {count}"
+        ),
+    ))
+}
+
+fn unknown_segments(missing: &BTreeSet<ObjectId>) -> ApiError {
+    let ids: Vec<String> = missing.iter().map(ToString::to_string).collect();
+    ApiError::validation(vec![FieldError::new(
+        "segments",
+        format!("unknown segment ids: {}", ids.join(", ")),
+    )])
+}
 
 /// What to do with a user's segments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,5 +371,43 @@ impl Store {
             Ok(ControlFlow::Continue(()))
         })
         .await
+    }
+}
+impl Store {
+    /// `400` naming the ids that are not segments of the account.
+    pub async fn require_segments(
+        &self,
+        account: &AccountId,
+        ids: &BTreeSet<ObjectId>,
+    ) -> Result<(), ApiError> {
+        let found = self.segments_by_id(account, ids).await?;
+        let missing: BTreeSet<ObjectId> = ids
+            .iter()
+            .filter(|id| !found.contains_key(id))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(unknown_segments(&missing))
+        }
+    }
+
+    /// The account's segments among `ids` (BatchGetItem, consistent).
+    pub(crate) async fn segments_by_id(
+        &self,
+        account: &AccountId,
+        ids: &BTreeSet<ObjectId>,
+    ) -> Result<BTreeMap<ObjectId, SegmentItem>, ApiError> {
+        let wanted = ids
+            .iter()
+            .map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK))
+            .collect();
+        let mut found = BTreeMap::new();
+        for item in self.batch_get(wanted, true).await? {
+            let segment: SegmentItem = from_item(item)?;
+            found.insert(segment.id, segment);
+        }
+        Ok(found)
     }
 }

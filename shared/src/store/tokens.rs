@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::ReturnValue;
 use sha2::{Digest, Sha256};
 
 use super::items::{TokenItem, from_item, key, to_item};
-use super::tx::{Outcome, outcome_of};
+use super::tx::{Outcome, absent};
 use super::{Store, keys, sdk_error};
 use crate::error::ApiError;
 use crate::model::{AccountId, Timestamp};
@@ -33,15 +33,7 @@ impl Store {
             "createdAt".into(),
             super::items::n(Timestamp::now().millis()),
         );
-        let written = self
-            .client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match outcome_of("PutItem account", written)? {
+        match self.put_if("PutItem account", item, absent()).await? {
             Outcome::Committed => Ok(true),
             Outcome::ConditionFailed(_) => Ok(false),
             Outcome::Busy => Err(ApiError::Unavailable {
@@ -61,15 +53,18 @@ impl Store {
             account: account.to_string(),
             created_at: Timestamp::now().millis(),
         };
-        self.client
-            .put_item()
-            .table_name(self.table())
-            .set_item(Some(to_item(&item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem token", e))?;
-        Ok(token)
+        match self
+            .put_if("PutItem token", to_item(&item)?, absent())
+            .await?
+        {
+            Outcome::Committed => Ok(token),
+            Outcome::ConditionFailed(_) => {
+                Err(ApiError::internal("a new token's hash was already taken"))
+            }
+            Outcome::Busy => Err(ApiError::Unavailable {
+                detail: "PutItem token: throttled".into(),
+            }),
+        }
     }
 
     /// The account a token belongs to, or `None` for an unknown token.

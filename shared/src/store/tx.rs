@@ -22,12 +22,13 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 
-use super::items::Item;
+use super::items::{Item, s};
 use tokio::time::Instant;
 
 use super::{Store, sdk_error};
 use crate::deadline::Deadline;
 use crate::error::ApiError;
+use crate::model::ObjectId;
 
 /// Most actions DynamoDB accepts in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -57,6 +58,22 @@ impl Expr {
         self.values.insert(placeholder.to_owned(), value);
         self
     }
+}
+
+/// The item is there (the condition of a write to an existing item).
+pub(crate) fn exists() -> Expr {
+    Expr::new("attribute_exists(pk)")
+}
+
+/// The item is not there yet (the condition of a new item).
+pub(crate) fn absent() -> Expr {
+    Expr::new("attribute_not_exists(pk)")
+}
+
+/// The condition for removing a claim: it is the object's (or already gone,
+/// so that a claim lost to an earlier crash never blocks the removal).
+pub(crate) fn claim_of(id: ObjectId) -> Expr {
+    Expr::new("attribute_not_exists(pk) OR id = :id").value(":id", s(id.to_string()))
 }
 
 /// An update expression built clause by clause (`SET`, `REMOVE`, `ADD`).

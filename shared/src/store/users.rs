@@ -6,20 +6,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
-use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::items::{
-    ClaimItem, Item, MembershipItem, ProfileItem, SegmentItem, attr, email_index_pk, from_item,
-    key, n, s, to_item,
+    ClaimItem, MembershipItem, ProfileItem, attr, email_index_pk, from_item, key, n, s, to_item,
 };
-use super::size::{MAX_SEGMENTS_PER_USER, check_profile_fits};
-use super::tx::{
-    Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, lock, outcome_of, take,
-};
-use super::{DETAILS_CONVERSATIONS, Store, keys, sdk_error};
-use crate::error::{ApiError, FieldError};
+use super::segments::{check_segment_count, count_members};
+use super::size::check_profile_fits;
+use super::tx::{MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, absent, outcome_of};
+use super::{DETAILS_CONVERSATIONS, Store, keys};
+use crate::error::ApiError;
 use crate::model::{
     AccountId, Attributes, MAX_ATTRIBUTES, ObjectId, SegmentRef, Timestamp, User, UserDetails,
 };
@@ -28,59 +25,6 @@ use crate::validate::{AttributePatch, NewUser};
 /// Segments whose membership fits in one transaction with the two user items
 /// (a membership item and its segment's counter take two actions each).
 pub(crate) const SEGMENTS_PER_TRANSACTION: usize = (MAX_TRANSACTION_ITEMS - 2) / 2;
-
-pub(crate) fn exists() -> Expr {
-    Expr::new("attribute_exists(pk)")
-}
-
-pub(crate) fn absent() -> Expr {
-    Expr::new("attribute_not_exists(pk)")
-}
-
-/// The condition for removing a claim: it is the object's (or already gone,
-/// so that a claim lost to an earlier crash never blocks the removal).
-pub(crate) fn claim_of(id: ObjectId) -> Expr {
-    Expr::new("attribute_not_exists(pk) OR id = :id").value(":id", s(id.to_string()))
-}
-
-/// `ADD users :delta` on a segment that still exists.
-pub(crate) fn count_members(
-    transaction: &mut Transaction,
-    table: &str,
-    account: &AccountId,
-    segment: ObjectId,
-    delta: i64,
-) {
-    transaction.update(
-        table,
-        key(keys::segment_pk(account, segment), keys::SEGMENT_SK),
-        Expr::new("ADD #users :delta")
-            .name("#users", "users")
-            .value(":delta", n(delta)),
-        Some(exists()),
-    );
-}
-
-/// `400` when a user would belong to more segments than it may.
-pub(crate) fn check_segment_count(count: usize) -> Result<(), ApiError> {
-    if count <= MAX_SEGMENTS_PER_USER {
-        return Ok(());
-    }
-    Err(ApiError::field(
-        "segments",
-        format!(
-            "a user belongs to at most {MAX_SEGMENTS_PER_USER} segments; this change would make {count}"
-        ),
-    ))
-}
-
-fn unknown_segments(missing: &BTreeSet<ObjectId>) -> ApiError {
-    let ids: Vec<String> = missing.iter().map(ToString::to_string).collect();
-    ApiError::validation(vec![FieldError::new(
-        "segments",
-        format!("unknown segment ids: {}", ids.join(", ")),
-    )])
-}
 
 impl Store {
     /// Creates a user; `409` (naming the existing user) when the `userId` is taken.
@@ -161,25 +105,6 @@ impl Store {
         Ok(user.id)
     }
 
-    /// The item at a key, read consistently.
-    pub(crate) async fn get_consistent(
-        &self,
-        operation: &str,
-        pk: &str,
-        sk: &str,
-    ) -> Result<Option<Item>, ApiError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(self.table())
-            .set_key(Some(key(pk, sk)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| sdk_error(operation, e))?;
-        Ok(found.item)
-    }
-
     /// The id of the object holding a claim, read consistently.
     pub(crate) async fn claim_owner(&self, claim_pk: &str) -> Result<Option<ObjectId>, ApiError> {
         self.get_consistent("GetItem claim", claim_pk, keys::CLAIM_SK)
@@ -196,95 +121,6 @@ impl Store {
     ) -> Result<Option<ObjectId>, ApiError> {
         self.claim_owner(&keys::user_id_claim_pk(account, user_id))
             .await
-    }
-
-    /// `400` naming the ids that are not segments of the account.
-    pub async fn require_segments(
-        &self,
-        account: &AccountId,
-        ids: &BTreeSet<ObjectId>,
-    ) -> Result<(), ApiError> {
-        let found = self.segments_by_id(account, ids).await?;
-        let missing: BTreeSet<ObjectId> = ids
-            .iter()
-            .filter(|id| !found.contains_key(id))
-            .copied()
-            .collect();
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(unknown_segments(&missing))
-        }
-    }
-
-    /// The account's segments among `ids` (BatchGetItem, consistent).
-    pub(crate) async fn segments_by_id(
-        &self,
-        account: &AccountId,
-        ids: &BTreeSet<ObjectId>,
-    ) -> Result<BTreeMap<ObjectId, SegmentItem>, ApiError> {
-        let wanted = ids
-            .iter()
-            .map(|&id| key(keys::segment_pk(account, id), keys::SEGMENT_SK))
-            .collect();
-        let mut found = BTreeMap::new();
-        for item in self.batch_get(wanted, true).await? {
-            let segment: SegmentItem = from_item(item)?;
-            found.insert(segment.id, segment);
-        }
-        Ok(found)
-    }
-
-    /// The items at `keys` that exist (BatchGetItem, 100 keys a call, trying
-    /// again what DynamoDB leaves unprocessed); `consistent` for strong reads.
-    pub(crate) async fn batch_get(
-        &self,
-        keys: Vec<Item>,
-        consistent: bool,
-    ) -> Result<Vec<Item>, ApiError> {
-        let found = Mutex::new(Vec::with_capacity(keys.len()));
-        for chunk in keys.chunks(100) {
-            let pending = Mutex::new(chunk.to_vec());
-            self.until_decided("BatchGetItem", || {
-                let (pending, found) = (&pending, &found);
-                async move {
-                    let request = KeysAndAttributes::builder()
-                        .set_keys(Some(take(pending)))
-                        .consistent_read(consistent)
-                        .build()
-                        .map_err(|e| ApiError::internal_from("build BatchGetItem", e))?;
-                    let output = self
-                        .client
-                        .batch_get_item()
-                        .request_items(self.table(), request)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("BatchGetItem", e))?;
-                    let items = output
-                        .responses
-                        .and_then(|mut r| r.remove(self.table()))
-                        .unwrap_or_default();
-                    lock(found).extend(items);
-                    let rest = output
-                        .unprocessed_keys
-                        .and_then(|mut u| u.remove(self.table()))
-                        .map(|rest| rest.keys)
-                        .unwrap_or_default();
-                    if rest.is_empty() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                    *lock(pending) = rest;
-                    Ok(ControlFlow::Continue(()))
-                }
-            })
-            .await?;
-        }
-        Ok(take(&found))
-    }
-
-    /// Whether an item exists, read consistently.
-    pub(crate) async fn item_exists(&self, pk: &str, sk: &str) -> Result<bool, ApiError> {
-        Ok(self.get_consistent("GetItem", pk, sk).await?.is_some())
     }
 
     /// The profile of a user, read consistently.

@@ -1,0 +1,86 @@
+//! The store's generic reads, written once: one item read consistently,
+//! whether one exists, and many by key (`BatchGetItem`, 100 keys a call,
+//! what DynamoDB leaves unprocessed asked again).
+
+use std::ops::ControlFlow;
+use std::sync::Mutex;
+
+use aws_sdk_dynamodb::types::KeysAndAttributes;
+
+use super::items::{Item, key};
+use super::tx::{lock, take};
+use super::{Store, sdk_error};
+use crate::error::ApiError;
+
+impl Store {
+    /// The item at a key, read consistently.
+    pub(crate) async fn get_consistent(
+        &self,
+        operation: &str,
+        pk: &str,
+        sk: &str,
+    ) -> Result<Option<Item>, ApiError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error(operation, e))?;
+        Ok(found.item)
+    }
+
+    /// The items at `keys` that exist (BatchGetItem, 100 keys a call, trying
+    /// again what DynamoDB leaves unprocessed); `consistent` for strong reads.
+    pub(crate) async fn batch_get(
+        &self,
+        keys: Vec<Item>,
+        consistent: bool,
+    ) -> Result<Vec<Item>, ApiError> {
+        let found = Mutex::new(Vec::with_capacity(keys.len()));
+        for chunk in keys.chunks(100) {
+            let pending = Mutex::new(chunk.to_vec());
+            self.until_decided("BatchGetItem", || {
+                let (pending, found) = (&pending, &found);
+                async move {
+                    let request = KeysAndAttributes::builder()
+                        .set_keys(Some(take(pending)))
+                        .consistent_read(consistent)
+                        .build()
+                        .map_err(|e| ApiError::internal_from("build BatchGetItem", e))?;
+                    let output = self
+                        .client
+                        .batch_get_item()
+                        .request_items(self.table(), request)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error("BatchGetItem", e))?;
+                    let items = output
+                        .responses
+                        .and_then(|mut r| r.remove(self.table()))
+                        .unwrap_or_default();
+                    lock(found).extend(items);
+                    let rest = output
+                        .unprocessed_keys
+                        .and_then(|mut u| u.remove(self.table()))
+                        .map(|rest| rest.keys)
+                        .unwrap_or_default();
+                    if rest.is_empty() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    *lock(pending) = rest;
+                    Ok(ControlFlow::Continue(()))
+                }
+            })
+            .await?;
+        }
+        Ok(take(&found))
+    }
+
+    /// Whether an item exists, read consistently.
+    pub(crate) async fn item_exists(&self, pk: &str, sk: &str) -> Result<bool, ApiError> {
+        Ok(self.get_consistent("GetItem", pk, sk).await?.is_some())
+    }
+}
