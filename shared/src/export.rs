@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use crate::error::{ApiError, FieldError, join_path};
 use crate::filter::{FilterSet, Match, Sort, parse_filters_json};
-use crate::model::{ObjectId, User};
+use crate::model::{ID_SHAPE, ObjectId, User};
 use crate::validate::json_type_name;
 
 /// Most fields a request may select (the reference's `Field[1,16]`).
@@ -315,7 +315,7 @@ fn parse_users(value: &Value) -> Result<Vec<ObjectId>, Vec<FieldError>> {
             }
             Some(Err(_)) => errors.push(FieldError::new(
                 join_path("users", index),
-                "must be a user id (24 hexadecimal characters)",
+                format!("must be a user id ({ID_SHAPE})"),
             )),
             None => errors.push(FieldError::new(
                 join_path("users", index),

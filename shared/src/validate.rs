@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 
 use crate::error::{FieldError, join_path};
 use crate::model::{
-    EMAIL_KEY, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_SEGMENT_NAME_CHARS, MAX_VALUE_CHARS, NAME_KEY,
-    ObjectId, is_known_default_key, is_valid_custom_key,
+    EMAIL_KEY, ID_SHAPE, MAX_ATTRIBUTES, MAX_NAME_CHARS, MAX_SEGMENT_NAME_CHARS, MAX_VALUE_CHARS,
+    MalformedId, NAME_KEY, ObjectId, is_known_default_key, is_valid_custom_key,
 };
 use crate::store::{DETAILS_CONVERSATIONS, MAX_CONVERSATIONS_PAGE};
 
@@ -124,7 +124,7 @@ pub fn parse_object_id(
         Value::String(text) => match text.parse() {
             Ok(id) => Some(id),
             Err(_) => {
-                errors.push(FieldError::new(path, "must be 24 hexadecimal characters"));
+                errors.push(FieldError::new(path, MalformedId.to_string()));
                 None
             }
         },
@@ -466,7 +466,7 @@ pub fn parse_conversations_query(
                 Ok(id) => after = Some(id),
                 Err(_) => errors.push(FieldError::new(
                     "after",
-                    "must be a conversation id (24 hexadecimal characters)",
+                    format!("must be a conversation id ({ID_SHAPE})"),
                 )),
             },
             "limit" => match value.parse::<usize>() {

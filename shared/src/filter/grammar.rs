@@ -249,9 +249,9 @@ fn segment_value(value: &Value) -> Result<ObjectId, String> {
     match value {
         Value::String(text) => text
             .parse()
-            .map_err(|_| "must be a segment id (24 hexadecimal characters)".to_owned()),
+            .map_err(|_| format!("must be a segment id ({ID_SHAPE})")),
         _ => Err(format!(
-            "must be a segment id (24 hexadecimal characters), not {}",
+            "must be a segment id ({ID_SHAPE}), not {}",
             json_type_name(value)
         )),
     }

@@ -16,16 +16,13 @@ use serde_json::{Map, Value};
 
 use crate::error::{ApiError, FieldError, join_path};
 use crate::model::{
-    DEFAULT_PREFIX, MAX_VALUE_CHARS, ObjectId, Timestamp, User, is_known_default_key,
+    DEFAULT_PREFIX, ID_SHAPE, MAX_VALUE_CHARS, ObjectId, Timestamp, User, is_known_default_key,
     is_valid_custom_key,
 };
-use crate::validate::json_type_name;
+use crate::validate::{MAX_USER_ID_CHARS, json_type_name};
 
 /// Most filters a request may carry.
 pub const MAX_FILTERS: usize = 5;
-
-/// Longest `userId` filter value, in characters (as long as a `userId` may be).
-pub const MAX_USER_ID_CHARS: usize = 256;
 
 /// What a filter looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]

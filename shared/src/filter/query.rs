@@ -178,10 +178,9 @@ impl GivenQuery {
             },
             Param::After => match value.parse::<ObjectId>() {
                 Ok(id) => self.query.after = Some(id),
-                Err(_) => self.errors.push(refused(
-                    "after",
-                    "must be a user id (24 hexadecimal characters)".into(),
-                )),
+                Err(_) => self
+                    .errors
+                    .push(refused("after", format!("must be a user id ({ID_SHAPE})"))),
             },
             Param::SortField => match SortField::parse(&value) {
                 Some(field) => self.query.sort.field = field,

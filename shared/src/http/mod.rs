@@ -24,7 +24,7 @@ pub use observe::{REQUEST_ID_HEADER, init_logging, log_filter, observe};
 pub use throttle::{AccountLimits, AccountThrottle, throttle_accounts, usage_identifier_key};
 
 use crate::error::ApiError;
-use crate::model::ObjectId;
+use crate::model::{MalformedId, ObjectId};
 use crate::store::Store;
 
 /// What handlers share: built once per process.
@@ -49,10 +49,10 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Path(raw) = Path::<String>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError::field("id", "must be 24 hexadecimal characters"))?;
+            .map_err(|_| ApiError::field("id", MalformedId.to_string()))?;
         raw.parse()
             .map(PathId)
-            .map_err(|_| ApiError::field("id", "must be 24 hexadecimal characters"))
+            .map_err(|e: MalformedId| ApiError::field("id", e.to_string()))
     }
 }
 

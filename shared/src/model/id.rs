@@ -21,9 +21,12 @@ use sha2::{Digest, Sha256};
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ObjectId([u8; 12]);
 
+/// How an id is spelled, as messages say it.
+pub const ID_SHAPE: &str = "24 hexadecimal characters";
+
 /// The text was not 24 hexadecimal characters.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be 24 hexadecimal characters")]
+#[error("must be {ID_SHAPE}")]
 pub struct MalformedId;
 
 fn process_random() -> &'static [u8; 5] {

@@ -9,7 +9,7 @@ mod user;
 
 pub use account::{AccountId, MalformedAccount};
 pub use attributes::*;
-pub use id::{IdSeed, MalformedId, ObjectId, new_uuid};
+pub use id::{ID_SHAPE, IdSeed, MalformedId, ObjectId, new_uuid};
 pub use segment::{MAX_SEGMENT_NAME_CHARS, Segment};
 pub use time::{MalformedDate, Timestamp};
 pub use user::{Conversation, SegmentRef, User, UserDetails, UserSummary};
