@@ -75,9 +75,20 @@ trap cleanup EXIT
 
 echo "== build ($PROFILE)"
 PACKAGES=(users-function segments-function export-function authorizer-function cleanup-function lambda-floor users-api)
-# shellcheck disable=SC2046  # one -p per package
-cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}")
-cargo build --profile "$PROFILE" --locked --quiet -p users-api-tests --example call_costs --example hot_accounts
+EXAMPLES=(-p users-api-tests --example call_costs --example hot_accounts)
+if [[ $SMOKE == 1 ]]; then
+    # One build with the test crate: the features of the dependencies are
+    # then those of the test run's build (the test crate's jsonschema adds
+    # some), so the smoke reuses what `cargo test` built instead of
+    # building every dependency again.
+    # shellcheck disable=SC2046  # one -p per package
+    cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}") "${EXAMPLES[@]}"
+else
+    # The measured binaries alone: production features, nothing of the tests.
+    # shellcheck disable=SC2046  # one -p per package
+    cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}")
+    cargo build --profile "$PROFILE" --locked --quiet "${EXAMPLES[@]}"
+fi
 BIN=target/$PROFILE
 [[ $PROFILE == dev ]] && BIN=target/debug
 FUNCTIONS=(users segments export export-jobs authorizer cleanup)
