@@ -3,20 +3,27 @@
 //! even at `RUST_LOG=trace`.
 
 use serde_json::{Value, json};
+use tracing::subscriber::DefaultGuard;
 use users_api_tests::{LogCapture, TestApi};
 
-#[tokio::test]
-async fn access_logs_name_the_request_but_hold_no_secrets() {
+/// JSON log lines as production writes them, with `rust_log` as `RUST_LOG`,
+/// captured for this test's thread while the guard lives.
+fn capture_logs(rust_log: Option<&str>) -> (LogCapture, DefaultGuard) {
     let captured = LogCapture::default();
     let sink = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .json()
         .with_current_span(true)
         .with_writer(move || sink.clone())
-        // What production runs with, at the most talkative setting an operator could choose.
-        .with_env_filter(shared::http::log_filter(Some("trace")))
+        .with_env_filter(shared::http::log_filter(rust_log))
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    (captured, tracing::subscriber::set_default(subscriber))
+}
+
+#[tokio::test]
+async fn access_logs_name_the_request_but_hold_no_secrets() {
+    // At the most talkative setting an operator could choose.
+    let (captured, _guard) = capture_logs(Some("trace"));
 
     let api = TestApi::new().await;
     let token = api.token("acme").await;
@@ -73,15 +80,7 @@ async fn access_logs_name_the_request_but_hold_no_secrets() {
 
 #[tokio::test]
 async fn a_failure_is_logged_once_on_its_requests_line() {
-    let captured = LogCapture::default();
-    let sink = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .with_current_span(true)
-        .with_writer(move || sink.clone())
-        .with_env_filter(shared::http::log_filter(None))
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (captured, _guard) = capture_logs(None);
 
     // GIVEN an API whose database does not answer (nothing listens there)
     let api = TestApi::new().await;

@@ -273,18 +273,7 @@ impl Store {
     pub async fn run_cleanup(&self, deadline: Deadline) -> Result<Sweep, ApiError> {
         let mut sweep = Sweep::default();
         for partition in keys::job_pks() {
-            let mut jobs = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":pk", s(&partition))
-                .consistent_read(true)
-                .limit(CLEANUP_PAGE)
-                .into_paginator()
-                .items()
-                .send();
+            let mut jobs = self.partition_items(&partition, Some(CLEANUP_PAGE)).send();
             while let Some(item) = jobs.next().await {
                 let job: JobItem = from_item(item.map_err(|e| sdk_error("Query jobs", e))?)?;
                 if deadline.is_within(CLEANUP_MARGIN) {

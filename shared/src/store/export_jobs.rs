@@ -270,17 +270,7 @@ impl Store {
         let mut jobs = Vec::new();
         for shard in 0..EXPORT_POINTER_SHARDS {
             let partition = pointer_partition(shard);
-            let mut items = self
-                .client
-                .query()
-                .table_name(self.table())
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", keys::PK)
-                .expression_attribute_values(":pk", s(&partition))
-                .consistent_read(true)
-                .into_paginator()
-                .items()
-                .send();
+            let mut items = self.partition_items(&partition, None).send();
             while let Some(item) = items.next().await {
                 let item = item.map_err(|e| super::sdk_error("Query export pointers", e))?;
                 let pointer: ExportPointerItem = from_item(item)?;

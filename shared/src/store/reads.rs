@@ -7,12 +7,31 @@ use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 
-use super::items::{Item, key};
+use aws_sdk_dynamodb::operation::query::paginator::QueryPaginatorItems;
+
+use super::items::{Item, key, s};
+use super::keys;
 use super::tx::{lock, take};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
 
 impl Store {
+    /// Every item of the partition `pk`, read consistently, `page` items a
+    /// request (DynamoDB's 1 MB when `None`): the SDK's paginator, whose
+    /// pages are read as the items are taken.
+    pub(crate) fn partition_items(&self, pk: &str, page: Option<i32>) -> QueryPaginatorItems {
+        self.client
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_values(":pk", s(pk))
+            .consistent_read(true)
+            .set_limit(page)
+            .into_paginator()
+            .items()
+    }
+
     /// The item at a key, read consistently.
     pub(crate) async fn get_consistent(
         &self,
