@@ -48,6 +48,18 @@ impl ImportColumns {
         Ok(Self(fields))
     }
 
+    /// The `userId` a row gives (its `User ID` cell, unguarded), if any.
+    pub fn user_id<'a>(&self, cells: &[&'a str]) -> Option<&'a str> {
+        let column = self
+            .0
+            .iter()
+            .position(|&field| field == ExportField::UserId)?;
+        cells
+            .get(column)
+            .map(|cell| unguard_cell(cell))
+            .filter(|id| !id.is_empty())
+    }
+
     /// The user of one row (its cells in column order), or every reason it
     /// cannot be one, each naming its column.
     pub fn user(&self, cells: &[&str]) -> Result<NewUser, Vec<FieldError>> {
@@ -174,6 +186,8 @@ mod tests {
             ])
             .unwrap();
         assert_eq!(user.user_id, "u-1");
+        assert_eq!(columns.user_id(&["u-1", "", "", ""]), Some("u-1"));
+        assert_eq!(columns.user_id(&["", "Ann", "", ""]), None);
         assert_eq!(user.attributes["default_name"], "=cmd");
         assert_eq!(
             user.created_at,

@@ -7,6 +7,7 @@
 //! `<file>.progress` says how many rows are done, so a run that stopped (a
 //! crash, Ctrl-C, a database outage) goes on from there when started again.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -93,11 +94,28 @@ pub async fn import(
         file_sha256: &progress.file_sha256.clone(),
         started: progress.started,
     };
+    // A userId given again later in the file is refused there, whichever of
+    // the concurrent writes would land first.
+    let mut first_line_of: HashMap<String, u64> = HashMap::new();
     let rows = reader
         .records()
         .enumerate()
         .skip(progress.done as usize)
-        .map(|(index, record)| row.store(index, record));
+        .map(|(index, record)| {
+            let earlier = record.as_ref().ok().and_then(|record| {
+                let line = record.position().map_or(0, |p| p.line());
+                let cells: Vec<&str> = record.iter().collect();
+                let user_id = columns.user_id(&cells)?.to_owned();
+                match first_line_of.get(&user_id) {
+                    Some(&first) => Some(first),
+                    None => {
+                        first_line_of.insert(user_id, line);
+                        None
+                    }
+                }
+            });
+            row.store(index, record, earlier)
+        });
     let mut rows = futures_util::stream::iter(rows).buffered(IMPORT_CONCURRENCY);
     let mut last_save = Instant::now();
     while let Some((index, line, outcome)) = rows.next().await {
@@ -159,16 +177,22 @@ struct RowImport<'a> {
 
 impl RowImport<'_> {
     /// Stores the row at `index`; answers its index and line with the outcome.
+    /// `earlier` is the line that gave the same `userId` before.
     async fn store(
         &self,
         index: usize,
         record: csv::Result<csv::StringRecord>,
+        earlier: Option<u64>,
     ) -> (usize, u64, Result<(), Refusal>) {
         let record = match record {
             Ok(record) => record,
             Err(e) => return (index, 0, Err(Refusal::Row(format!("not CSV: {e}")))),
         };
         let line = record.position().map_or(0, |p| p.line());
+        if let Some(first) = earlier {
+            let said = format!("User ID: the same as line {first}'s");
+            return (index, line, Err(Refusal::Row(said)));
+        }
         let cells: Vec<&str> = record.iter().collect();
         let secret = |purpose| row_secret(self.account, self.file_sha256, line, purpose);
         // Read under the row's own seed, so that a generated `userId` is the

@@ -167,7 +167,7 @@ fn import_reports_bad_rows_by_line_resumes_and_round_trips_through_export() {
         "{errors}"
     );
     assert!(
-        errors.contains("line 6: User ID: a user with this userId already exists"),
+        errors.contains("line 6: User ID: the same as line 2's"),
         "{errors}"
     );
     assert_eq!(stats_of(&data, "dev"), [3, 0, 0]);
