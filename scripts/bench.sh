@@ -82,7 +82,7 @@ if [[ $SMOKE == 1 ]]; then
     # some), so the smoke reuses what `cargo test` built instead of
     # building every dependency again.
     # shellcheck disable=SC2046  # one -p per package
-    cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}") "${EXAMPLES[@]}"
+    cargo build --profile "$PROFILE" --locked --quiet $(printf -- '-p %s ' "${PACKAGES[@]}") --bins "${EXAMPLES[@]}"
 else
     # The measured binaries alone: production features, nothing of the tests.
     # shellcheck disable=SC2046  # one -p per package
