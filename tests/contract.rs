@@ -87,14 +87,18 @@ fn template_of(path: &str) -> Option<&'static str> {
 /// referenced from `#/components`); returns it with its own pointer.
 fn resolved(pointer: String) -> (String, &'static Value) {
     let value = document().pointer(&pointer).unwrap_or(&Value::Null);
-    match value.get("$ref").and_then(Value::as_str) {
-        Some(reference) => {
-            let target = reference.trim_start_matches('#').to_owned();
-            let value = document().pointer(&target).unwrap_or(&Value::Null);
-            (target, value)
-        }
-        None => (pointer, value),
-    }
+    referenced(value).unwrap_or((pointer, value))
+}
+
+/// What `value`'s `$ref` points at, with its pointer, when it is a reference.
+fn referenced(value: &Value) -> Option<(String, &'static Value)> {
+    let target = value
+        .get("$ref")?
+        .as_str()?
+        .trim_start_matches('#')
+        .to_owned();
+    let found = document().pointer(&target).unwrap_or(&Value::Null);
+    Some((target, found))
 }
 
 /// Fails (panics) when `answer` breaks the document for `method path`.
@@ -172,12 +176,7 @@ pub fn check(method: &Method, path: &str, answer: &Answer) {
 
 /// A header object, following its `$ref`.
 fn resolved_header(header: &'static Value) -> &'static Value {
-    match header.get("$ref").and_then(Value::as_str) {
-        Some(reference) => document()
-            .pointer(reference.trim_start_matches('#'))
-            .unwrap_or(&Value::Null),
-        None => header,
-    }
+    referenced(header).map_or(header, |(_, found)| found)
 }
 
 #[cfg(test)]
