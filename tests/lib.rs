@@ -106,15 +106,6 @@ impl TestStore {
             None => external_endpoint().expect("an external endpoint"),
         }
     }
-
-    /// Which engine the tests run on, for messages.
-    pub fn engine_name() -> &'static str {
-        if external_endpoint().is_some() {
-            "external"
-        } else {
-            "embedded"
-        }
-    }
 }
 
 fn uuid_simple() -> String {
@@ -181,9 +172,18 @@ impl TestApi {
         }
     }
 
-    /// A new token for `account` (created if new).
-    pub async fn token(&self, account: &str) -> String {
-        self._store.token(account).await
+    /// A caller for `account` (created if new) with a new token of its own.
+    pub async fn client(&self, account: &str) -> Client {
+        Client {
+            app: self.app.clone(),
+            store: self.store.clone(),
+            account: account.to_owned(),
+            token: self
+                .store
+                .create_token(&AccountId::parse(account).expect("valid account"))
+                .await
+                .expect("token is created"),
+        }
     }
 
     /// The endpoint of the engine its table lives on.
@@ -225,132 +225,263 @@ impl TestApi {
         }
     }
 
-    /// Sends a request; `body` is sent as JSON.
+    /// Sends a request as no account, or with the raw `Authorization` value
+    /// `authorization` (e.g. a wrong token); `body` is sent as JSON.
     pub async fn call(
         &self,
         method: Method,
         uri: &str,
-        token: Option<&str>,
+        authorization: Option<&str>,
         body: Option<Value>,
     ) -> Answer {
         let mut request = Request::builder().method(method).uri(uri);
-        if let Some(token) = token {
+        if let Some(token) = authorization {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let body = match body {
-            Some(body) => {
-                request = request.header("content-type", "application/json");
-                Body::from(serde_json::to_vec(&body).expect("JSON"))
-            }
-            None => Body::empty(),
-        };
-        self.send(request.body(body).expect("request")).await
+        send(&self.app, json_request(request, body)).await
     }
 
     /// Sends a prepared request; the answer must keep the published
     /// contract (`contract::check`).
     pub async fn send(&self, request: Request<Body>) -> Answer {
-        let (method, path) = (request.method().clone(), request.uri().path().to_owned());
-        let response = self
-            .app
-            .clone()
-            .oneshot(request)
-            .await
-            .expect("the router answers");
-        let answer = Answer::from_response(response).await;
-        contract::check(&method, &path, &answer);
-        answer
+        send(&self.app, request).await
+    }
+}
+
+/// `request` with `body` as its JSON body (and its content type), or empty.
+fn json_request(mut request: http::request::Builder, body: Option<Value>) -> Request<Body> {
+    let body = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            Body::from(serde_json::to_vec(&body).expect("JSON"))
+        }
+        None => Body::empty(),
+    };
+    request.body(body).expect("request")
+}
+
+/// Sends `request` through `app`; the answer must keep the published
+/// contract (`contract::check`).
+async fn send(app: &Router, request: Request<Body>) -> Answer {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router answers");
+    let answer = Answer::from_response(response).await;
+    contract::check(&method, &path, &answer);
+    answer
+}
+
+/// One account's caller of a [`TestApi`]: every request it sends carries the
+/// account's token, and what it seeds goes into the account.
+#[derive(Clone)]
+pub struct Client {
+    app: Router,
+    store: Store,
+    account: String,
+    token: String,
+}
+
+impl Client {
+    /// The account's token.
+    pub fn token(&self) -> &str {
+        &self.token
     }
 
-    pub async fn get(&self, uri: &str, token: &str) -> Answer {
-        self.call(Method::GET, uri, Some(token), None).await
+    /// The store of the API it calls.
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
-    pub async fn post(&self, uri: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::POST, uri, Some(token), Some(body)).await
+    /// The same account calling `api` (a variant of its own API, e.g. one
+    /// with another clean-up configuration).
+    pub fn on(&self, api: &TestApi) -> Client {
+        Client {
+            app: api.app.clone(),
+            store: api.store.clone(),
+            ..self.clone()
+        }
     }
 
-    pub async fn put(&self, uri: &str, token: &str, body: Value) -> Answer {
-        self.call(Method::PUT, uri, Some(token), Some(body)).await
+    /// A request to `uri` that carries the account's token, for a test that
+    /// sets its own headers and body.
+    pub fn request(&self, method: Method, uri: &str) -> http::request::Builder {
+        Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("authorization", format!("Bearer {}", self.token))
     }
 
-    pub async fn delete(&self, uri: &str, token: &str) -> Answer {
-        self.call(Method::DELETE, uri, Some(token), None).await
+    /// Sends a prepared request (see [`Client::request`]).
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        send(&self.app, request).await
     }
 
-    /// Creates one user and returns its id.
-    pub async fn create_user(&self, token: &str, user: Value) -> String {
-        let answer = self.post("/users", token, user).await;
+    /// Sends a request; `body` is sent as JSON.
+    pub async fn call(&self, method: Method, uri: &str, body: Option<Value>) -> Answer {
+        let request = json_request(self.request(method, uri), body);
+        self.send(request).await
+    }
+
+    pub async fn get(&self, uri: &str) -> Answer {
+        self.call(Method::GET, uri, None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: Value) -> Answer {
+        self.call(Method::POST, uri, Some(body)).await
+    }
+
+    pub async fn put(&self, uri: &str, body: Value) -> Answer {
+        self.call(Method::PUT, uri, Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> Answer {
+        self.call(Method::DELETE, uri, None).await
+    }
+
+    /// Creates one user with `POST /users` and returns its id.
+    pub async fn create_user(&self, user: NewUser) -> String {
+        let answer = self.post("/users", user.json()).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         answer.body[0]["id"].as_str().expect("an id").to_owned()
     }
 
-    /// Records a conversation of `user` (`POST /users/{id}/conversations`);
-    /// returns its id.
-    pub async fn record_conversation(
-        &self,
-        token: &str,
-        user: &str,
-        first_message: &str,
-    ) -> String {
-        let answer = self
-            .post(
-                &format!("/users/{user}/conversations"),
-                token,
-                serde_json::json!({"firstMessage": first_message}),
-            )
-            .await;
-        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-        answer.body["id"].as_str().expect("an id").to_owned()
-    }
-
     /// Creates `users` in order, one bulk `POST /users` per 100; returns
     /// their ids in creation order.
-    pub async fn create_users(&self, token: &str, users: Vec<Value>) -> Vec<String> {
+    pub async fn create_users(&self, users: Vec<NewUser>) -> Vec<String> {
         let mut ids = Vec::with_capacity(users.len());
         for chunk in users.chunks(100) {
-            let answer = self
-                .post("/users", token, Value::from(chunk.to_vec()))
-                .await;
+            let bodies = chunk.iter().map(NewUser::json).collect();
+            let answer = self.post("/users", Value::Array(bodies)).await;
             assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-            ids.extend(
-                answer
-                    .body
-                    .as_array()
-                    .expect("one answer per user")
-                    .iter()
-                    .map(|created| created["id"].as_str().expect("an id").to_owned()),
-            );
+            ids.extend(ids_in(&answer.body));
         }
         ids
     }
 
-    /// Creates a segment and returns its id.
-    pub async fn create_segment(&self, token: &str, name: &str) -> String {
+    /// Records a conversation of `user` (`POST /users/{id}/conversations`);
+    /// returns its id.
+    pub async fn record_conversation(&self, user: &str, first_message: &str) -> String {
+        let uri = format!("/users/{user}/conversations");
         let answer = self
-            .post("/segments", token, serde_json::json!({ "name": name }))
+            .post(&uri, serde_json::json!({"firstMessage": first_message}))
             .await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         answer.body["id"].as_str().expect("an id").to_owned()
     }
+
+    /// Creates a segment and returns its id.
+    pub async fn create_segment(&self, name: &str) -> String {
+        let answer = self
+            .post("/segments", serde_json::json!({ "name": name }))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer.body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The account's segments as `GET /segments` shows them: (name, users),
+    /// oldest first.
+    pub async fn segment_counts(&self) -> Vec<(String, u64)> {
+        let answer = self.get("/segments").await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+        answer
+            .body
+            .as_array()
+            .expect("an array")
+            .iter()
+            .map(|s| {
+                (
+                    s["name"].as_str().expect("a name").to_owned(),
+                    s["users"].as_u64().expect("a count"),
+                )
+            })
+            .collect()
+    }
+
+    /// Loads `users` straight into the account (see [`seed_users`]).
+    pub async fn seed_users(&self, users: Vec<NewUser>) -> Vec<String> {
+        seed_users(&self.store, &self.account, users).await
+    }
+
+    /// Loads conversations of `user` straight into the table (see
+    /// [`seed_conversations`]).
+    pub async fn seed_conversations(
+        &self,
+        user: &str,
+        count: usize,
+        first_message: &str,
+        keyed: ConversationKeys,
+    ) -> Vec<String> {
+        seed_conversations(
+            &self.store,
+            &self.account,
+            user,
+            count,
+            first_message,
+            keyed,
+        )
+        .await
+    }
 }
 
-/// The account's segments as `GET /segments` shows them: (name, users), oldest first.
-pub async fn segment_counts(api: &TestApi, token: &str) -> Vec<(String, u64)> {
-    let answer = api.get("/segments", token).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    answer
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["name"].as_str().unwrap().to_owned(),
-                s["users"].as_u64().unwrap(),
-            )
-        })
-        .collect()
+/// A user a test makes: through the API ([`Client::create_user`],
+/// [`Client::create_users`]) or straight into the table ([`seed_users`]).
+/// The one way the tests and the measuring examples describe users.
+#[derive(Debug, Clone, Default)]
+pub struct NewUser {
+    pub user_id: Option<String>,
+    pub attributes: std::collections::BTreeMap<String, String>,
+    /// Segment ids.
+    pub segments: Vec<String>,
+}
+
+impl NewUser {
+    /// A user with `userId` `user_id` and no attributes yet.
+    pub fn new(user_id: impl Into<String>) -> Self {
+        NewUser {
+            user_id: Some(user_id.into()),
+            ..NewUser::default()
+        }
+    }
+
+    /// A user without a `userId` (the API makes one from the e-mail address).
+    pub fn without_user_id() -> Self {
+        NewUser::default()
+    }
+
+    /// With the attribute `name` set to `value`.
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.attributes.insert(name.to_owned(), value.into());
+        self
+    }
+
+    /// With every attribute of the JSON object `attributes` (strings).
+    pub fn with_attributes(mut self, attributes: impl Into<Value>) -> Self {
+        let attributes: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(attributes.into()).expect("an object of strings");
+        self.attributes.extend(attributes);
+        self
+    }
+
+    /// In the segment `segment` (an id).
+    pub fn in_segment(mut self, segment: &str) -> Self {
+        self.segments.push(segment.to_owned());
+        self
+    }
+
+    /// Its `POST /users` body.
+    pub fn json(&self) -> Value {
+        let mut body = serde_json::json!({ "attributes": self.attributes });
+        if let Some(user_id) = &self.user_id {
+            body["userId"] = Value::from(user_id.as_str());
+        }
+        if !self.segments.is_empty() {
+            body["segments"] = Value::from(self.segments.clone());
+        }
+        body
+    }
 }
 
 /// Asserts the error envelope: status, code, type and a message.
@@ -379,21 +510,13 @@ pub fn error_fields(answer: &Answer) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A user to load directly into the table (see [`seed_users`]).
-#[derive(Debug, Clone, Default)]
-pub struct SeedUser {
-    pub user_id: String,
-    pub attributes: std::collections::BTreeMap<String, String>,
-    pub segments: Vec<shared::model::ObjectId>,
-}
-
 /// Loads users straight into the table with `BatchWriteItem`, in creation
 /// order, and returns their ids: the same items `POST /users` writes
 /// (profile, `userId` claim, memberships), without a transaction per user.
 /// For tests that need large accounts (thousands of users) to exercise
 /// listing; creation itself is tested through the API. Segment counters move
 /// as `POST /users` moves them.
-pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> Vec<String> {
+pub async fn seed_users(store: &Store, account: &str, users: Vec<NewUser>) -> Vec<String> {
     use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
     use shared::model::{Attributes, ObjectId, Timestamp, User};
     use shared::store::items::{ClaimItem, MembershipItem, ProfileItem, to_item};
@@ -404,18 +527,23 @@ pub async fn seed_users(store: &Store, account: &str, users: Vec<SeedUser>) -> V
     let mut requests = Vec::new();
     let mut members: std::collections::BTreeMap<ObjectId, i64> = Default::default();
     for seed in users {
-        for segment in &seed.segments {
+        let segments: Vec<ObjectId> = seed
+            .segments
+            .iter()
+            .map(|id| id.parse().expect("a segment id"))
+            .collect();
+        for segment in &segments {
             *members.entry(*segment).or_default() += 1;
         }
         let now = Timestamp::now();
         let user = User {
             id: ObjectId::new(),
-            user_id: seed.user_id,
+            user_id: seed.user_id.expect("a seeded user has a userId"),
             banned: false,
             attributes: Attributes(seed.attributes),
             session_attributes: Default::default(),
             conversations: 0,
-            segments: seed.segments.iter().copied().collect(),
+            segments: segments.into_iter().collect(),
             created_at: now,
             last_seen: now,
         };
@@ -490,27 +618,6 @@ async fn write_all(store: &Store, requests: Vec<aws_sdk_dynamodb::types::WriteRe
     }
 }
 
-/// Loads `count` conversations of user `user` straight into the table (the
-/// items `POST /users/{id}/conversations` writes, each with `first_message`)
-/// and moves the user's conversation counts; returns their ids, oldest first.
-pub async fn seed_conversations(
-    store: &Store,
-    account: &str,
-    user: &str,
-    count: usize,
-    first_message: &str,
-) -> Vec<String> {
-    seed_conversations_keyed(
-        store,
-        account,
-        user,
-        count,
-        first_message,
-        ConversationKeys::Current,
-    )
-    .await
-}
-
 /// How seeded conversations are keyed (see `shared::store::conversations`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConversationKeys {
@@ -521,8 +628,11 @@ pub enum ConversationKeys {
     Legacy,
 }
 
-/// [`seed_conversations`], keyed as `keyed` says.
-pub async fn seed_conversations_keyed(
+/// Loads `count` conversations of user `user` straight into the table (the
+/// items `POST /users/{id}/conversations` writes, each with `first_message`,
+/// keyed as `keyed` says) and moves the user's conversation counts; returns
+/// their ids, oldest first.
+pub async fn seed_conversations(
     store: &Store,
     account: &str,
     user: &str,
@@ -687,7 +797,7 @@ impl std::io::Write for LogCapture {
 pub mod bench {
     use std::time::Duration;
 
-    use super::SeedUser;
+    use super::NewUser;
 
     /// The number in the environment variable `name`, else `default`.
     pub fn env_number(name: &str, default: usize) -> usize {
@@ -722,22 +832,18 @@ pub mod bench {
 
     /// `users` users with an e-mail address, a name and one of four plans;
     /// every tenth in `segment` when given.
-    pub fn account_of(users: usize, segment: Option<&str>) -> Vec<SeedUser> {
+    pub fn account_of(users: usize, segment: Option<&str>) -> Vec<NewUser> {
         let plans = ["free", "pro", "team", "enterprise"];
         (0..users)
-            .map(|i| SeedUser {
-                user_id: format!("user-{i:07}"),
-                attributes: [
-                    ("default_email".to_owned(), format!("user{i}@example.com")),
-                    ("default_name".to_owned(), format!("User {i}")),
-                    ("plan".to_owned(), plans[i % plans.len()].to_owned()),
-                ]
-                .into_iter()
-                .collect(),
-                segments: match segment {
-                    Some(segment) if i % 10 == 0 => vec![segment.parse().expect("a segment id")],
-                    _ => Vec::new(),
-                },
+            .map(|i| {
+                let user = NewUser::new(format!("user-{i:07}"))
+                    .with("default_email", format!("user{i}@example.com"))
+                    .with("default_name", format!("User {i}"))
+                    .with("plan", plans[i % plans.len()]);
+                match segment {
+                    Some(segment) if i % 10 == 0 => user.in_segment(segment),
+                    _ => user,
+                }
             })
             .collect()
     }

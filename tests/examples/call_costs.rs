@@ -20,7 +20,7 @@ use http::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::store::MeterReading;
 use users_api_tests::bench::{account_of, engine_name, env_number, ms, percentile};
-use users_api_tests::{TestApi, seed_users};
+use users_api_tests::{Client, TestApi};
 
 /// On-demand prices, us-east-1, per million request units (since November
 /// 2024), and the per-call prices in front of the functions.
@@ -47,19 +47,19 @@ async fn main() {
     let users = env_number("COSTS_USERS", 1000).max(100);
     let rounds = env_number("COSTS_ROUNDS", 50).clamp(1, users / 4);
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
 
-    let segment = api.create_segment(&token, "vip").await;
-    let trial = api.create_segment(&token, "trial").await;
+    let segment = acme.create_segment("vip").await;
+    let trial = acme.create_segment("trial").await;
     let seeded = Instant::now();
-    let ids = seed_users(&api.store, "acme", account_of(users, Some(&segment))).await;
+    let ids = acme.seed_users(account_of(users, Some(&segment))).await;
     eprintln!("seeded {users} users in {:?}", seeded.elapsed());
 
     // The token lookup every call starts with (in Lambda: the authorizer's,
-    // which API Gateway caches per token).
+    // which API Gateway caches per acme.token()).
     let before = api.store.meter();
     for _ in 0..rounds {
-        api.store.resolve_token(&token).await.expect("token");
+        api.store.resolve_token(acme.token()).await.expect("token");
     }
     let auth = per_call(api.store.meter() - before, rounds);
 
@@ -181,7 +181,7 @@ async fn main() {
 
     let mut rows = Vec::new();
     for kind in &kinds {
-        let measured = measure(&api, &token, kind, rounds).await;
+        let measured = measure(&acme, kind, rounds).await;
         rows.push((kind.name, measured));
     }
 
@@ -278,7 +278,7 @@ fn per_call(total: MeterReading, rounds: usize) -> PerCall {
     }
 }
 
-async fn measure(api: &TestApi, token: &str, kind: &CallKind, rounds: usize) -> Measured {
+async fn measure(client: &Client, kind: &CallKind, rounds: usize) -> Measured {
     let mut measured = Measured {
         cost: MeterReading::default(),
         handler: Vec::with_capacity(rounds),
@@ -287,11 +287,11 @@ async fn measure(api: &TestApi, token: &str, kind: &CallKind, rounds: usize) -> 
     };
     for i in 0..rounds {
         let (method, uri, body) = (kind.request)(i);
-        let before = api.store.meter();
+        let before = client.store().meter();
         let started = Instant::now();
-        let answer = api.call(method, &uri, Some(token), body).await;
+        let answer = client.call(method, &uri, body).await;
         let took = started.elapsed();
-        let spent = api.store.meter() - before;
+        let spent = client.store().meter() - before;
         assert!(
             answer.status.is_success(),
             "{}: {} {}",

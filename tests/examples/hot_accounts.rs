@@ -21,7 +21,7 @@ use http::Method;
 use serde_json::json;
 use shared::store::MeterReading;
 use users_api_tests::bench::{account_of, engine_name, env_number, ms, percentile};
-use users_api_tests::{TestApi, seed_users};
+use users_api_tests::{Client, TestApi};
 
 /// DynamoDB's throughput limit of one partition, in write units per second.
 const PARTITION_WRITE_UNITS: f64 = 1_000.0;
@@ -112,18 +112,17 @@ struct Measured {
 
 async fn measure(users: usize, rounds: usize, shards: u16) -> Measured {
     let api = TestApi::new().await.with_index_shards(shards);
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let seeded = Instant::now();
-    let ids = seed_users(&api.store, "acme", account_of(users, None)).await;
+    let ids = acme.seed_users(account_of(users, None)).await;
     eprintln!("N={shards}: seeded {users} users in {:?}", seeded.elapsed());
 
     let before = api.store.meter();
     for id in ids.iter().take(rounds) {
-        let answer = api
+        let answer = acme
             .call(
                 Method::POST,
                 &format!("/users/{id}/conversations"),
-                Some(&token),
                 Some(json!({"sessionAttributes": {"channel": "web"}})),
             )
             .await;
@@ -134,11 +133,10 @@ async fn measure(users: usize, rounds: usize, shards: u16) -> Measured {
     Measured {
         write_units: spent.write_units / n,
         index_write_units: spent.index_write_units / n,
-        by_created: list(&api, &token, "/users?limit=20", rounds).await,
-        by_seen: list(&api, &token, "/users?limit=20&sort.field=lastSeen", rounds).await,
+        by_created: list(&acme, "/users?limit=20", rounds).await,
+        by_seen: list(&acme, "/users?limit=20&sort.field=lastSeen", rounds).await,
         filtered: list(
-            &api,
-            &token,
+            &acme,
             "/users?limit=20&filters[0][field]=plan&filters[0][operator]=eq&filters[0][value]=enterprise",
             rounds,
         )
@@ -146,20 +144,24 @@ async fn measure(users: usize, rounds: usize, shards: u16) -> Measured {
     }
 }
 
-async fn list(api: &TestApi, token: &str, uri: &str, rounds: usize) -> ListCost {
+async fn list(client: &Client, uri: &str, rounds: usize) -> ListCost {
     let mut times = Vec::with_capacity(rounds);
-    let before = api.store.meter();
+    let before = client.store().meter();
     for _ in 0..rounds {
         let started = Instant::now();
-        let answer = api.call(Method::GET, uri, Some(token), None).await;
+        let answer = client.call(Method::GET, uri, None).await;
         times.push(started.elapsed());
         assert!(answer.status.is_success(), "{uri}: {}", answer.text);
     }
-    let spent = api.store.meter() - before;
+    let spent = client.store().meter() - before;
     // Each call also looks its token up: one request, half a read unit.
-    let lookup = api.store.meter();
-    api.store.resolve_token(token).await.expect("token");
-    let lookup = api.store.meter() - lookup;
+    let lookup = client.store().meter();
+    client
+        .store()
+        .resolve_token(client.token())
+        .await
+        .expect("token");
+    let lookup = client.store().meter() - lookup;
     let n = rounds as f64;
     ListCost {
         requests: spent.requests as f64 / n - lookup.requests as f64,

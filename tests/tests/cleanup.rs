@@ -7,13 +7,13 @@
 
 use std::time::Duration;
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::json;
 use shared::deadline::Deadline;
 use shared::store::{CleanupConfig, DETAILS_CONVERSATIONS};
 use users_api_tests::{
-    ConversationKeys, SeedUser, TestApi, assert_error, error_fields, ids_in, ids_of,
-    items_mentioning, seed_conversations, seed_conversations_keyed, seed_users, segment_counts,
+    Client, ConversationKeys, NewUser, TestApi, assert_error, error_fields, ids_in, ids_of,
+    items_mentioning,
 };
 
 /// A configuration under which a `DELETE` only hides the object.
@@ -37,58 +37,57 @@ fn all_inline() -> CleanupConfig {
 #[tokio::test]
 async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let kept = api.create_segment(&token, "Kept").await;
-    let also = api.create_segment(&token, "Also").await;
-    let user = api
+    let acme = api.client("acme").await;
+    let kept = acme.create_segment("Kept").await;
+    let also = acme.create_segment("Also").await;
+    let user = acme
         .create_user(
-            &token,
-            json!({"userId": "gone", "attributes": {"default_email": "gone@x.y"}, "segments": [kept, also]}),
+            NewUser::new("gone")
+                .with("default_email", "gone@x.y")
+                .in_segment(&kept)
+                .in_segment(&also),
         )
         .await;
-    let other = api
-        .create_user(
-            &token,
-            json!({"userId": "stays", "attributes": {"a": "1"}, "segments": [kept]}),
-        )
+    let other = acme
+        .create_user(NewUser::new("stays").with("a", "1").in_segment(&kept))
         .await;
-    seed_conversations(&api.store, "acme", &user, 300, "hello").await;
+    acme.seed_conversations(&user, 300, "hello", ConversationKeys::Current)
+        .await;
     for _ in 0..3 {
-        api.record_conversation(&token, &user, "x").await;
+        acme.record_conversation(&user, "x").await;
     }
     // A lastSeen listing whose cursor rests on the user.
-    let page = api
-        .get("/users?sort.field=lastSeen&sort.order=desc&limit=1", &token)
+    let page = acme
+        .get("/users?sort.field=lastSeen&sort.order=desc&limit=1")
         .await;
     assert_eq!(page.body["data"][0]["id"], user.as_str(), "{}", page.text);
     assert!(page.body["next"].is_string());
 
     // WHEN the erase stops right after hiding the user (as at a timeout)
-    let hiding_only = api.with_cleanup(nothing_inline());
-    let answer = hiding_only.delete(&format!("/users/{user}"), &token).await;
+    let hiding_only = acme.on(&api.with_cleanup(nothing_inline()));
+    let answer = hiding_only.delete(&format!("/users/{user}")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     // THEN the user is gone for every reader, its userId free, though its
     // items are still there
-    assert_error(&api.get(&format!("/users/{user}"), &token).await, 404);
-    assert_eq!(api.get("/users", &token).await.body["count"], 1);
+    assert_error(&acme.get(&format!("/users/{user}")).await, 404);
+    assert_eq!(acme.get("/users").await.body["count"], 1);
     assert!(items_mentioning(&api.store, &user).await > 300);
     // AND repeating the DELETE finishes it
-    let answer = api
-        .with_cleanup(all_inline())
-        .delete(&format!("/users/{user}"), &token)
+    let answer = acme
+        .on(&api.with_cleanup(all_inline()))
+        .delete(&format!("/users/{user}"))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["id"], user.as_str());
     assert_eq!(items_mentioning(&api.store, &user).await, 0);
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("Kept".to_owned(), 1), ("Also".to_owned(), 0)]
     );
-    assert_error(&api.delete(&format!("/users/{user}"), &token).await, 404);
-    api.create_user(&token, json!({"userId": "gone", "attributes": {"a": "1"}}))
-        .await;
+    assert_error(&acme.delete(&format!("/users/{user}")).await, 404);
+    acme.create_user(NewUser::new("gone").with("a", "1")).await;
     assert_eq!(
-        api.get(&format!("/users/{other}"), &token).await.status,
+        acme.get(&format!("/users/{other}")).await.status,
         StatusCode::OK
     );
 }
@@ -96,33 +95,29 @@ async fn an_erase_left_unfinished_is_finished_by_repeating_the_delete() {
 #[tokio::test]
 async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_repeating_it() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let doomed = api.create_segment(&token, "Doomed").await;
-    let kept = api.create_segment(&token, "Kept").await;
+    let acme = api.client("acme").await;
+    let doomed = acme.create_segment("Doomed").await;
+    let kept = acme.create_segment("Kept").await;
     let seeds = (0..300)
-        .map(|i| SeedUser {
-            user_id: format!("m{i}"),
-            attributes: [("a".to_owned(), "1".to_owned())].into(),
-            segments: vec![doomed.parse().unwrap(), kept.parse().unwrap()],
+        .map(|i| {
+            NewUser::new(format!("m{i}"))
+                .with("a", "1")
+                .in_segment(&doomed)
+                .in_segment(&kept)
         })
         .collect();
-    let members = seed_users(&api.store, "acme", seeds).await;
+    let members = acme.seed_users(seeds).await;
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("Doomed".to_owned(), 300), ("Kept".to_owned(), 300)]
     );
 
-    let hiding_only = api.with_cleanup(nothing_inline());
-    let answer = hiding_only
-        .delete(&format!("/segments/{doomed}"), &token)
-        .await;
+    let hiding_only = acme.on(&api.with_cleanup(nothing_inline()));
+    let answer = hiding_only.delete(&format!("/segments/{doomed}")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     // Meanwhile: no answer shows the deleted segment, its name is free.
-    assert_eq!(
-        segment_counts(&api, &token).await,
-        [("Kept".to_owned(), 300)]
-    );
-    let details = api.get(&format!("/users/{}", members[0]), &token).await;
+    assert_eq!(acme.segment_counts().await, [("Kept".to_owned(), 300)]);
+    let details = acme.get(&format!("/users/{}", members[0])).await;
     assert_eq!(
         details.body["segments"],
         json!([{"id": kept, "name": "Kept"}])
@@ -130,56 +125,47 @@ async fn a_segment_delete_left_unfinished_hides_the_segment_and_is_finished_by_r
     let filter = format!(
         "/users?filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={doomed}"
     );
-    assert_eq!(api.get(&filter, &token).await.body["count"], 0);
+    assert_eq!(acme.get(&filter).await.body["count"], 0);
     assert!(items_mentioning(&api.store, &doomed).await >= 300);
     // Adding a member to it is refused.
-    let add = api
-        .post(
-            &format!("/users/{}/segments", members[1]),
-            &token,
-            json!([doomed]),
-        )
+    let add = acme
+        .post(&format!("/users/{}/segments", members[1]), json!([doomed]))
         .await;
     assert_error(&add, 400);
     assert_eq!(error_fields(&add), ["segments"]);
 
-    let answer = api
-        .with_cleanup(all_inline())
-        .delete(&format!("/segments/{doomed}"), &token)
+    let answer = acme
+        .on(&api.with_cleanup(all_inline()))
+        .delete(&format!("/segments/{doomed}"))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(items_mentioning(&api.store, &doomed).await, 0);
-    assert_error(
-        &api.delete(&format!("/segments/{doomed}"), &token).await,
-        404,
-    );
-    assert_eq!(
-        segment_counts(&api, &token).await,
-        [("Kept".to_owned(), 300)]
-    );
-    api.create_segment(&token, "Doomed").await;
+    assert_error(&acme.delete(&format!("/segments/{doomed}")).await, 404);
+    assert_eq!(acme.segment_counts().await, [("Kept".to_owned(), 300)]);
+    acme.create_segment("Doomed").await;
 }
 
 #[tokio::test]
 async fn the_sweep_finishes_every_pending_clean_up_without_a_client() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "S").await;
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("S").await;
     let seeds = (0..120)
-        .map(|i| SeedUser {
-            user_id: format!("m{i}"),
-            attributes: [("a".to_owned(), "1".to_owned())].into(),
-            segments: vec![segment.parse().unwrap()],
+        .map(|i| {
+            NewUser::new(format!("m{i}"))
+                .with("a", "1")
+                .in_segment(&segment)
         })
         .collect();
-    let members = seed_users(&api.store, "acme", seeds).await;
-    seed_conversations(&api.store, "acme", &members[0], 200, "hi").await;
-    let hiding_only = api.with_cleanup(nothing_inline());
+    let members = acme.seed_users(seeds).await;
+    acme.seed_conversations(&members[0], 200, "hi", ConversationKeys::Current)
+        .await;
+    let hiding_only = acme.on(&api.with_cleanup(nothing_inline()));
     for uri in [
         format!("/users/{}", members[0]),
         format!("/segments/{segment}"),
     ] {
-        let answer = hiding_only.delete(&uri, &token).await;
+        let answer = hiding_only.delete(&uri).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     }
     // WHEN the background sweeps, with no request at all
@@ -199,7 +185,7 @@ async fn the_sweep_finishes_every_pending_clean_up_without_a_client() {
         .unwrap();
     assert_eq!((again.finished, again.pending), (0, 0));
     // The other members are whole.
-    let details = api.get(&format!("/users/{}", members[1]), &token).await;
+    let details = acme.get(&format!("/users/{}", members[1])).await;
     assert_eq!(details.status, StatusCode::OK);
     assert_eq!(details.body["segments"], json!([]));
 }
@@ -207,19 +193,18 @@ async fn the_sweep_finishes_every_pending_clean_up_without_a_client() {
 #[tokio::test]
 async fn an_erase_stops_before_the_request_deadline_and_the_rest_follows() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let user = api
-        .create_user(&token, json!({"userId": "busy", "attributes": {"a": "1"}}))
+    let acme = api.client("acme").await;
+    let user = acme.create_user(NewUser::new("busy").with("a", "1")).await;
+    acme.seed_conversations(&user, 600, "hi", ConversationKeys::Current)
         .await;
-    seed_conversations(&api.store, "acme", &user, 600, "hi").await;
     // GIVEN a slow pace (600 items take 6 s) and a request with 1.5 s left
-    let slow = api.with_cleanup(CleanupConfig {
+    let slow = acme.on(&api.with_cleanup(CleanupConfig {
         pace: 100,
         inline: Duration::from_secs(30),
         ..CleanupConfig::default()
-    });
-    let mut request = http::Request::delete(format!("/users/{user}"))
-        .header("authorization", format!("Bearer {token}"))
+    }));
+    let mut request = acme
+        .request(Method::DELETE, &format!("/users/{user}"))
         .body(axum::body::Body::empty())
         .unwrap();
     request
@@ -232,7 +217,7 @@ async fn an_erase_stops_before_the_request_deadline_and_the_rest_follows() {
     // rest of its items are left to the background
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert!(started.elapsed() < Duration::from_millis(1500));
-    assert_error(&api.get(&format!("/users/{user}"), &token).await, 404);
+    assert_error(&acme.get(&format!("/users/{user}")).await, 404);
     assert!(items_mentioning(&api.store, &user).await > 0);
     let sweep = api
         .store
@@ -244,7 +229,7 @@ async fn an_erase_stops_before_the_request_deadline_and_the_rest_follows() {
 }
 
 /// Every conversation id of `user` that paging `limit` at a time yields, in order.
-async fn paged_conversations(api: &TestApi, token: &str, user: &str, limit: usize) -> Vec<String> {
+async fn paged_conversations(client: &Client, user: &str, limit: usize) -> Vec<String> {
     let mut paged = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -252,7 +237,7 @@ async fn paged_conversations(api: &TestApi, token: &str, user: &str, limit: usiz
             Some(after) => format!("/users/{user}/conversations?limit={limit}&after={after}"),
             None => format!("/users/{user}/conversations?limit={limit}"),
         };
-        let page = api.get(&uri, token).await;
+        let page = client.get(&uri).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         let data = ids_of(&page.body);
         assert_eq!(page.body["count"], data.len());
@@ -269,42 +254,26 @@ async fn paged_conversations(api: &TestApi, token: &str, user: &str, limit: usiz
 async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_are_merged_in() {
     use shared::model::{AccountId, ObjectId};
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let account = AccountId::parse("acme").unwrap();
-    let user = api
-        .create_user(&token, json!({"userId": "u", "attributes": {"a": "1"}}))
-        .await;
-    let plain = api
-        .create_user(&token, json!({"userId": "p", "attributes": {"a": "1"}}))
-        .await;
+    let user = acme.create_user(NewUser::new("u").with("a", "1")).await;
+    let plain = acme.create_user(NewUser::new("p").with("a", "1")).await;
     // GIVEN conversations keyed as before (`C#…`)
-    let mut older = seed_conversations_keyed(
-        &api.store,
-        "acme",
-        &user,
-        30,
-        "before",
-        ConversationKeys::Legacy,
-    )
-    .await;
+    let mut older = acme
+        .seed_conversations(&user, 30, "before", ConversationKeys::Legacy)
+        .await;
     // AND conversations recorded now, also for a user with no others
     let mut ids = Vec::new();
     for _ in 0..25 {
-        ids.push(api.record_conversation(&token, &user, "now").await);
-        api.record_conversation(&token, &plain, "now").await;
+        ids.push(acme.record_conversation(&user, "now").await);
+        acme.record_conversation(&plain, "now").await;
     }
     ids.reverse();
     // AND newer ones keyed as before, as a function of the version before
     // writes them while a deployment rolls out
-    let mut during = seed_conversations_keyed(
-        &api.store,
-        "acme",
-        &user,
-        7,
-        "during",
-        ConversationKeys::Legacy,
-    )
-    .await;
+    let mut during = acme
+        .seed_conversations(&user, 7, "during", ConversationKeys::Legacy)
+        .await;
     older.reverse();
     during.reverse();
     let mut all = during.clone();
@@ -337,7 +306,7 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
     assert_eq!((page.conversations.len(), page.next), (25, None));
 
     // WHEN the details of the other are read THEN both kinds are merged, newest first
-    let details = api.get(&format!("/users/{user}"), &token).await;
+    let details = acme.get(&format!("/users/{user}")).await;
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
     let shown = ids_in(&details.body["conversations"]);
     assert_eq!(shown, all[..DETAILS_CONVERSATIONS]);
@@ -349,7 +318,7 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
     // AND paging reaches each conversation once, in order, across both kinds
     for limit in [1, 7, 100] {
         assert_eq!(
-            paged_conversations(&api, &token, &user, limit).await,
+            paged_conversations(&acme, &user, limit).await,
             all,
             "limit {limit}"
         );
@@ -360,26 +329,24 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
         (&ids[24], &older[..]),
         (&during[6], &all[7..]),
     ] {
-        let page = api
-            .get(
-                &format!("/users/{user}/conversations?limit=100&after={after}"),
-                &token,
-            )
+        let page = acme
+            .get(&format!(
+                "/users/{user}/conversations?limit=100&after={after}"
+            ))
             .await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         assert_eq!(ids_of(&page.body), rest);
     }
 
     // WHEN the user is erased THEN no item of either kind is left
-    let answer = api
-        .with_cleanup(all_inline())
-        .delete(&format!("/users/{user}"), &token)
+    let answer = acme
+        .on(&api.with_cleanup(all_inline()))
+        .delete(&format!("/users/{user}"))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(items_mentioning(&api.store, &user).await, 0);
     assert_error(
-        &api.get(&format!("/users/{user}/conversations"), &token)
-            .await,
+        &acme.get(&format!("/users/{user}/conversations")).await,
         404,
     );
 }
@@ -387,19 +354,18 @@ async fn details_of_a_user_are_one_request_and_conversations_of_the_keys_before_
 #[tokio::test]
 async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_rest_is_paged() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let user = api
-        .create_user(
-            &token,
-            json!({"userId": "chatty", "attributes": {"a": "1"}}),
-        )
+    let acme = api.client("acme").await;
+    let user = acme
+        .create_user(NewUser::new("chatty").with("a", "1"))
         .await;
     let message = "m".repeat(4096);
-    let mut ids = seed_conversations(&api.store, "acme", &user, 2000, &message).await;
+    let mut ids = acme
+        .seed_conversations(&user, 2000, &message, ConversationKeys::Current)
+        .await;
     ids.reverse(); // newest first
     let read_before = api.store.items_read();
     // WHEN the details are read
-    let details = api.get(&format!("/users/{user}"), &token).await;
+    let details = acme.get(&format!("/users/{user}")).await;
     // THEN they hold the newest conversations and the count, and read little
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
     assert!(details.text.len() < 200_000, "{} bytes", details.text.len());
@@ -413,33 +379,29 @@ async fn details_of_a_user_with_2000_conversations_of_4_kb_are_bounded_and_the_r
     assert!(api.store.items_read() - read_before <= 2 * DETAILS_CONVERSATIONS as u64);
 
     // AND every conversation is reached, once, newest first, by paging
-    assert_eq!(paged_conversations(&api, &token, &user, 100).await, ids);
+    assert_eq!(paged_conversations(&acme, &user, 100).await, ids);
 
     // Bad paging is 400; another account's or an unknown user is 404.
-    let bad = api
-        .get(
-            &format!(
-                "/users/{user}/conversations?after={}",
-                shared::model::ObjectId::new()
-            ),
-            &token,
-        )
+    let bad = acme
+        .get(&format!(
+            "/users/{user}/conversations?after={}",
+            shared::model::ObjectId::new()
+        ))
         .await;
     assert_error(&bad, 400);
     assert_eq!(error_fields(&bad), ["after"]);
     assert_error(
-        &api.get(&format!("/users/{user}/conversations?limit=101"), &token)
+        &acme
+            .get(&format!("/users/{user}/conversations?limit=101"))
             .await,
         400,
     );
     assert_error(
-        &api.get(&format!("/users/{user}/conversations?page=2"), &token)
+        &acme
+            .get(&format!("/users/{user}/conversations?page=2"))
             .await,
         400,
     );
-    let bob = api.token("bob").await;
-    assert_error(
-        &api.get(&format!("/users/{user}/conversations"), &bob).await,
-        404,
-    );
+    let bob = api.client("bob").await;
+    assert_error(&bob.get(&format!("/users/{user}/conversations")).await, 404);
 }

@@ -19,7 +19,7 @@ async fn every_router_builds() {
 #[tokio::test]
 async fn requests_without_a_valid_token_are_401() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     assert_error(&api.call(Method::GET, "/users", None, None).await, 401);
     assert_error(
         &api.call(Method::GET, "/users", Some("uat_unknown"), None)
@@ -27,12 +27,12 @@ async fn requests_without_a_valid_token_are_401() {
         401,
     );
     let malformed = Request::get("/users")
-        .header("authorization", format!("Basic {token}"))
+        .header("authorization", format!("Basic {}", acme.token()))
         .body(Body::empty())
         .unwrap();
     assert_error(&api.send(malformed).await, 401);
     let bare = Request::get("/users")
-        .header("authorization", token.clone())
+        .header("authorization", acme.token().to_owned())
         .body(Body::empty())
         .unwrap();
     assert_error(&api.send(bare).await, 401);
@@ -46,24 +46,24 @@ async fn requests_without_a_valid_token_are_401() {
         )
         .await;
     assert_error(&answer, 401);
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
-    assert_eq!(api.get("/users", &token).await.status, StatusCode::OK);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
+    assert_eq!(acme.get("/users").await.status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn revoked_tokens_stop_working() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    assert_eq!(api.get("/users", &token).await.status, StatusCode::OK);
-    assert!(api.store.revoke_token(&token).await.unwrap());
-    assert_error(&api.get("/users", &token).await, 401);
-    assert!(!api.store.revoke_token(&token).await.unwrap());
+    let acme = api.client("acme").await;
+    assert_eq!(acme.get("/users").await.status, StatusCode::OK);
+    assert!(api.store.revoke_token(acme.token()).await.unwrap());
+    assert_error(&acme.get("/users").await, 401);
+    assert!(!api.store.revoke_token(acme.token()).await.unwrap());
 }
 
 #[tokio::test]
 async fn tokens_are_stored_only_as_their_hash() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let scan = api
         .store
         .client()
@@ -73,8 +73,8 @@ async fn tokens_are_stored_only_as_their_hash() {
         .await
         .unwrap();
     let dump = format!("{:?}", scan.items());
-    assert!(!dump.contains(&token), "the plain token is stored");
-    assert!(dump.contains(&shared::store::hash_token(&token)));
+    assert!(!dump.contains(acme.token()), "the plain token is stored");
+    assert!(dump.contains(&shared::store::hash_token(acme.token())));
 }
 
 #[tokio::test]
@@ -125,35 +125,27 @@ async fn an_unreachable_database_is_503_with_retry_after_and_no_sdk_text() {
 #[tokio::test]
 async fn unknown_routes_are_404_and_wrong_methods_405_in_the_envelope() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    assert_error(&api.get("/nothing-here", &token).await, 404);
+    let acme = api.client("acme").await;
+    assert_error(&acme.get("/nothing-here").await, 404);
     assert_error(
-        &api.get("/users/5c486eeebda7873576a379e4/nothing", &token)
-            .await,
+        &acme.get("/users/5c486eeebda7873576a379e4/nothing").await,
         404,
     );
+    assert_error(&acme.call(Method::PATCH, "/users", None).await, 405);
     assert_error(
-        &api.call(Method::PATCH, "/users", Some(&token), None).await,
+        &acme
+            .call(
+                Method::POST,
+                "/users/5c486eeebda7873576a379e4",
+                Some(json!({})),
+            )
+            .await,
         405,
     );
     assert_error(
-        &api.call(
-            Method::POST,
-            "/users/5c486eeebda7873576a379e4",
-            Some(&token),
-            Some(json!({})),
-        )
-        .await,
-        405,
-    );
-    assert_error(
-        &api.call(
-            Method::GET,
-            "/users/5c486eeebda7873576a379e4/ban",
-            Some(&token),
-            None,
-        )
-        .await,
+        &acme
+            .call(Method::GET, "/users/5c486eeebda7873576a379e4/ban", None)
+            .await,
         405,
     );
 }
@@ -161,18 +153,18 @@ async fn unknown_routes_are_404_and_wrong_methods_405_in_the_envelope() {
 #[tokio::test]
 async fn bodies_over_1_mib_are_413() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let big = "x".repeat(1024 * 1024 + 1);
-    let request = Request::post("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let request = acme
+        .request(Method::POST, "/users")
         .header("content-type", "application/json")
         .body(Body::from(big))
         .unwrap();
     assert_error(&api.send(request).await, 413);
     // Without a Content-Length the limit still holds.
     let chunks = futures_stream(1024 * 1024 + 10);
-    let request = Request::post("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let request = acme
+        .request(Method::POST, "/users")
         .header("content-type", "application/json")
         .body(chunks)
         .unwrap();
@@ -188,20 +180,20 @@ fn futures_stream(size: usize) -> Body {
 #[tokio::test]
 async fn bodies_that_are_not_json_are_415_and_malformed_json_is_400() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let form = Request::post("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let acme = api.client("acme").await;
+    let form = acme
+        .request(Method::POST, "/users")
         .header("content-type", "application/x-www-form-urlencoded")
         .body(Body::from("userId=u"))
         .unwrap();
     assert_error(&api.send(form).await, 415);
-    let no_type = Request::post("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let no_type = acme
+        .request(Method::POST, "/users")
         .body(Body::from(r#"{"userId":"u","attributes":{"a":"1"}}"#))
         .unwrap();
     assert_error(&api.send(no_type).await, 415);
-    let broken = Request::post("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let broken = acme
+        .request(Method::POST, "/users")
         .header("content-type", "application/json")
         .body(Body::from(r#"{"userId": "u", "attributes": {"#))
         .unwrap();
@@ -213,70 +205,64 @@ async fn bodies_that_are_not_json_are_415_and_malformed_json_is_400() {
             .unwrap()
             .contains("JSON")
     );
-    let empty = Request::put("/users/5c486eeebda7873576a379e4/ban")
-        .header("authorization", format!("Bearer {token}"))
+    let empty = acme
+        .request(Method::PUT, "/users/5c486eeebda7873576a379e4/ban")
         .header("content-type", "application/json")
         .body(Body::empty())
         .unwrap();
     assert_error(&api.send(empty).await, 400);
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
 }
 
 #[tokio::test]
 async fn malformed_path_ids_are_400_and_unknown_ids_404() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     for bad in [
         "abc",
         "5C486EEEBDA7873576A379E4",
         "5c486eeebda7873576a379e",
         "5c486eeebda7873576a379e4a",
     ] {
-        let answer = api.get(&format!("/users/{bad}"), &token).await;
+        let answer = acme.get(&format!("/users/{bad}")).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), ["id"]);
     }
+    assert_error(&acme.get("/users/5c486eeebda7873576a379e4").await, 404);
     assert_error(
-        &api.get("/users/5c486eeebda7873576a379e4", &token).await,
+        &acme
+            .put(
+                "/users/5c486eeebda7873576a379e4",
+                json!({"attributes": {"a": "1"}}),
+            )
+            .await,
         404,
     );
     assert_error(
-        &api.put(
-            "/users/5c486eeebda7873576a379e4",
-            &token,
-            json!({"attributes": {"a": "1"}}),
-        )
-        .await,
+        &acme
+            .put(
+                "/users/5c486eeebda7873576a379e4/ban",
+                json!({"banned": true}),
+            )
+            .await,
         404,
     );
-    assert_error(
-        &api.put(
-            "/users/5c486eeebda7873576a379e4/ban",
-            &token,
-            json!({"banned": true}),
-        )
-        .await,
-        404,
-    );
-    assert_error(
-        &api.delete("/users/5c486eeebda7873576a379e4", &token).await,
-        404,
-    );
+    assert_error(&acme.delete("/users/5c486eeebda7873576a379e4").await, 404);
 }
 
 #[tokio::test]
 async fn request_ids_are_echoed_or_made() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let request = Request::get("/users")
-        .header("authorization", format!("Bearer {token}"))
+    let acme = api.client("acme").await;
+    let request = acme
+        .request(Method::GET, "/users")
         .header("x-request-id", "trace-42")
         .body(Body::empty())
         .unwrap();
     assert_eq!(api.send(request).await.headers["x-request-id"], "trace-42");
-    let made = api.get("/users", &token).await;
+    let made = acme.get("/users").await;
     assert_eq!(made.headers["x-request-id"].len(), 36);
-    let error = api.get("/nothing", &token).await;
+    let error = acme.get("/nothing").await;
     assert!(error.headers.contains_key("x-request-id"));
     let unauthorized = api.call(Method::GET, "/users", None, None).await;
     assert!(unauthorized.headers.contains_key("x-request-id"));
@@ -285,11 +271,10 @@ async fn request_ids_are_echoed_or_made() {
 #[tokio::test]
 async fn success_envelopes_have_the_reference_timestamp_format() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let answer = api
+    let acme = api.client("acme").await;
+    let answer = acme
         .post(
             "/users",
-            &token,
             json!({"userId": "u", "attributes": {"default_name": "Joe"}}),
         )
         .await;
@@ -311,14 +296,14 @@ async fn an_account_past_its_limits_gets_429_with_retry_after_and_others_go_on()
             rate_per_second: 1.0,
             burst: 3,
         });
-    let acme = api.token("acme").await;
-    let globex = api.token("globex").await;
+    let acme = api.client("acme").await;
+    let globex = api.client("globex").await;
 
     // WHEN acme sends a fourth request at once
     for _ in 0..3 {
-        assert_eq!(api.get("/users", &acme).await.status, StatusCode::OK);
+        assert_eq!(acme.get("/users").await.status, StatusCode::OK);
     }
-    let throttled = api.post("/segments", &acme, json!({"name": "never"})).await;
+    let throttled = acme.post("/segments", json!({"name": "never"})).await;
 
     // THEN it is 429 with Retry-After, in the envelope, and nothing changed
     assert_error(&throttled, 429);
@@ -328,9 +313,9 @@ async fn an_account_past_its_limits_gets_429_with_retry_after_and_others_go_on()
         "too many requests, retry later"
     );
     // AND another account, and the health check, are not held back
-    assert_eq!(api.get("/users", &globex).await.status, StatusCode::OK);
+    assert_eq!(globex.get("/users").await.status, StatusCode::OK);
     let health = api.call(Method::GET, "/health", None, None).await;
     assert_eq!(health.status, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
-    assert_eq!(api.get("/segments", &acme).await.body, json!([]));
+    assert_eq!(acme.get("/segments").await.body, json!([]));
 }

@@ -18,7 +18,7 @@ use shared::engine::local_client;
 use shared::store::Store;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
-use users_api_tests::{Answer, TestApi, ids_in};
+use users_api_tests::{Answer, Client, NewUser, TestApi, ids_in};
 
 /// A TCP relay in front of the engine, on a fixed local port.
 struct Relay {
@@ -121,8 +121,7 @@ type Answered = Arc<Mutex<BTreeMap<String, usize>>>;
 /// Creates users (one in three in `segment`) and records conversations for
 /// them, until `stop`, noting each write answered `200`.
 async fn write_stream(
-    api: Arc<TestApi>,
-    token: String,
+    acme: Client,
     segment: String,
     writer: usize,
     answered: Answered,
@@ -132,22 +131,20 @@ async fn write_stream(
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        let mut user =
-            json!({"userId": format!("w{writer}-{n}"), "attributes": {"default_name": "Writer"}});
+        let mut user = NewUser::new(format!("w{writer}-{n}")).with("default_name", "Writer");
         if n % 3 == 0 {
-            user["segments"] = json!([segment]);
+            user = user.in_segment(&segment);
         }
-        let created = api.post("/users", &token, user).await;
+        let created = acme.post("/users", user.json()).await;
         if created.status != StatusCode::OK {
             continue;
         }
         let id = created.body[0]["id"].as_str().unwrap().to_owned();
         answered.lock().unwrap().insert(id.clone(), 0);
         for _ in 0..2 {
-            let recorded = api
+            let recorded = acme
                 .post(
                     &format!("/users/{id}/conversations"),
-                    &token,
                     json!({"firstMessage": "hi"}),
                 )
                 .await;
@@ -159,13 +156,11 @@ async fn write_stream(
 }
 
 /// Every user of the account, in `createdAt` order, paged.
-async fn every_user(api: &TestApi, token: &str, filter: &str) -> Vec<Value> {
+async fn every_user(client: &Client, filter: &str) -> Vec<Value> {
     let mut users = Vec::new();
     let mut after = String::new();
     loop {
-        let page = api
-            .get(&format!("/users?limit=40{filter}{after}"), token)
-            .await;
+        let page = client.get(&format!("/users?limit=40{filter}{after}")).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         users.extend(page.body["data"].as_array().unwrap().iter().cloned());
         match page.body["next"].as_str() {
@@ -184,14 +179,11 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
         local_client(&relay.endpoint()),
         direct.store.table().to_owned(),
     );
-    let api = Arc::new(direct.on_store(store));
-    let token = direct.token("acme").await;
-    let segment = api.create_segment(&token, "Writers").await;
-    let before = api
-        .create_user(
-            &token,
-            json!({"userId": "before", "attributes": {"x": "1"}}),
-        )
+    let api = direct.on_store(store);
+    let acme = direct.client("acme").await.on(&api);
+    let segment = acme.create_segment("Writers").await;
+    let before = acme
+        .create_user(NewUser::new("before").with("x", "1"))
         .await;
 
     // WHEN the engine goes away while two writers create users and record
@@ -200,9 +192,9 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
     let stop = Arc::new(AtomicBool::new(false));
     let writers: Vec<_> = (0..2)
         .map(|writer| {
-            let (api, token, segment) = (api.clone(), token.clone(), segment.clone());
+            let (acme, segment) = (acme.clone(), segment.clone());
             let (answered, stop) = (answered.clone(), stop.clone());
-            tokio::spawn(write_stream(api, token, segment, writer, answered, stop))
+            tokio::spawn(write_stream(acme, segment, writer, answered, stop))
         })
         .collect();
     let started = Instant::now();
@@ -269,9 +261,12 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
         (Method::POST, "/users/export".into(), Some(json!({}))),
         (Method::POST, "/users/exports".into(), Some(json!({}))),
     ];
-    let answers = futures_util::future::join_all(calls.iter().map(|(method, uri, body)| {
-        let token = (uri != "/health").then_some(token.as_str());
-        api.call(method.clone(), uri, token, body.clone())
+    let answers = futures_util::future::join_all(calls.iter().map(async |(method, uri, body)| {
+        if uri == "/health" {
+            api.call(method.clone(), uri, None, body.clone()).await
+        } else {
+            acme.call(method.clone(), uri, body.clone()).await
+        }
     }))
     .await;
     for ((method, uri, _), answer) in calls.iter().zip(&answers) {
@@ -300,7 +295,7 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     // AND every write answered 200 is there, and nothing is half-written
-    let users = every_user(&api, &token, "").await;
+    let users = every_user(&acme, "").await;
     let listed: BTreeMap<String, &Value> = users
         .iter()
         .map(|user| (user["id"].as_str().unwrap().to_owned(), user))
@@ -316,7 +311,7 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
             (*conversations..=conversations + 1).contains(&count),
             "{id}: {count} conversations, {conversations} answered 200"
         );
-        let details = api.get(&format!("/users/{id}"), &token).await;
+        let details = acme.get(&format!("/users/{id}")).await;
         assert_eq!(details.status, StatusCode::OK, "{}", details.text);
         assert_eq!(
             details.body["conversations"].as_array().unwrap().len(),
@@ -325,12 +320,11 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
         );
     }
     let members = every_user(
-        &api,
-        &token,
+        &acme,
         &format!("&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"),
     )
     .await;
-    let segments = api.get("/segments", &token).await.body;
+    let segments = acme.get("/segments").await.body;
     assert_eq!(
         segments[0]["name"], "Writers",
         "the rename during the outage did not happen"
@@ -349,12 +343,8 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
         .collect();
     for user_id in ["during", "during-1", "during-2"] {
         assert!(!user_ids.contains(&user_id), "{user_id} was answered 503");
-        let created = api
-            .post(
-                "/users",
-                &token,
-                json!({"userId": user_id, "attributes": {"x": "1"}}),
-            )
+        let created = acme
+            .post("/users", NewUser::new(user_id).with("x", "1").json())
             .await;
         assert_eq!(
             created.status,
@@ -363,7 +353,7 @@ async fn the_engine_going_away_mid_stream_answers_503_and_the_service_recovers_b
             created.text
         );
     }
-    let details = api.get(&user_path, &token).await.body;
+    let details = acme.get(&user_path).await.body;
     assert_eq!(details["attributes"]["x"], "1");
     assert_eq!(details["banned"], false);
 }

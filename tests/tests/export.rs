@@ -24,12 +24,14 @@ use shared::model::{AccountId, Attributes, ObjectId, Timestamp, User};
 use shared::store::items::{ProfileItem, to_item};
 use shared::store::{EXPORT_PAGE, PAGES_AHEAD, READ_AHEAD_SLICES, Store};
 use tower::ServiceExt;
-use users_api_tests::{Answer, TestApi, assert_error, error_fields, test_export_state};
+use users_api_tests::{
+    Answer, Client, NewUser, TestApi, assert_error, error_fields, test_export_state,
+};
 
 const ALL_HEADERS: &str = "Name,Email,First Seen,Last Seen,Integration,Source,User ID,Avatar,Language,Timezone,Gender,IP,City,Region,Country,Referrer,Username";
 
-async fn export(api: &TestApi, token: &str, body: Value) -> Answer {
-    api.post("/users/export", token, body).await
+async fn export(client: &Client, body: Value) -> Answer {
+    client.post("/users/export", body).await
 }
 
 /// The CSV lines of a successful export, each checked to end with CRLF.
@@ -58,40 +60,31 @@ fn user_ids(answer: &Answer) -> Vec<String> {
 }
 
 /// Creates users in order, `userId` = `u{i}`; returns their ids.
-async fn seed(api: &TestApi, token: &str, attributes: &[Value]) -> Vec<String> {
-    let users: Vec<Value> = attributes
+async fn seed(client: &Client, attributes: &[Value]) -> Vec<String> {
+    let users = attributes
         .iter()
         .enumerate()
-        .map(|(i, a)| json!({"userId": format!("u{i}"), "attributes": a}))
+        .map(|(i, a)| NewUser::new(format!("u{i}")).with_attributes(a.clone()))
         .collect();
-    let answer = api.post("/users", token, json!(users)).await;
-    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    answer
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["id"].as_str().unwrap().to_owned())
-        .collect()
+    client.create_users(users).await
 }
 
 #[tokio::test]
 async fn all_seventeen_columns_in_the_reference_order_newest_first() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let ids = seed(
-        &api,
-        &token,
+        &acme,
         &[
             json!({"default_name": "Ann", "default_email": "ann@example.com", "default_country": "PL", "default_source": "messenger", "plan": "pro"}),
             json!({"default_email": "bob@example.com", "default_url": "https://example.com", "default_username": "bob"}),
         ],
     )
     .await;
-    let answer = export(&api, &token, json!({})).await;
+    let answer = export(&acme, json!({})).await;
     let lines = lines(&answer);
-    let ann = api.get(&format!("/users/{}", ids[0]), &token).await.body;
-    let bob = api.get(&format!("/users/{}", ids[1]), &token).await.body;
+    let ann = acme.get(&format!("/users/{}", ids[0])).await.body;
+    let bob = acme.get(&format!("/users/{}", ids[1])).await.body;
     let dates = |user: &Value| {
         format!(
             "{},{}",
@@ -120,18 +113,18 @@ async fn all_seventeen_columns_in_the_reference_order_newest_first() {
 #[tokio::test]
 async fn an_empty_body_is_an_export_of_everyone() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    seed(&api, &token, &[json!({"a": "1"}), json!({"a": "2"})]).await;
+    let acme = api.client("acme").await;
+    seed(&acme, &[json!({"a": "1"}), json!({"a": "2"})]).await;
     // As the reference's curl example: a JSON content type and no body.
-    let request = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    let request = acme
+        .request(Method::POST, "/users/export")
         .header("content-type", "application/json")
         .body(Body::empty())
         .unwrap();
     let answer = api.send(request).await;
     assert_eq!(lines(&answer).len(), 3);
-    let bare = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    let bare = acme
+        .request(Method::POST, "/users/export")
         .body(Body::empty())
         .unwrap();
     assert_eq!(lines(&api.send(bare).await).len(), 3);
@@ -140,21 +133,19 @@ async fn an_empty_body_is_an_export_of_everyone() {
 #[tokio::test]
 async fn selected_fields_in_the_requested_order() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     seed(
-        &api,
-        &token,
+        &acme,
         &[json!({"default_name": "Ann", "default_country": "PL"})],
     )
     .await;
     let answer = export(
-        &api,
-        &token,
+        &acme,
         json!({"fields": ["default_country", "userId", "default_name", "default_city"]}),
     )
     .await;
     assert_eq!(lines(&answer), ["Country,User ID,Name,City", "PL,u0,Ann,"]);
-    let answer = export(&api, &token, json!({"fields": ["default_city"]})).await;
+    let answer = export(&acme, json!({"fields": ["default_city"]})).await;
     assert_eq!(
         lines(&answer),
         ["City", "\"\""],
@@ -165,57 +156,43 @@ async fn selected_fields_in_the_requested_order() {
 #[tokio::test]
 async fn rows_follow_the_requested_sort() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let mut ids = Vec::new();
     for i in 0..3 {
         ids.push(
-            api.create_user(
-                &token,
-                json!({"userId": format!("u{i}"), "attributes": {"a": "1"}}),
-            )
-            .await,
+            acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
+                .await,
         );
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let fields = json!(["userId"]);
     assert_eq!(
-        user_ids(&export(&api, &token, json!({"fields": fields})).await),
+        user_ids(&export(&acme, json!({"fields": fields})).await),
         ["u2", "u1", "u0"]
     );
     let asc = json!({"fields": fields, "sort": {"field": "createdAt", "order": "asc"}});
-    assert_eq!(
-        user_ids(&export(&api, &token, asc).await),
-        ["u0", "u1", "u2"]
-    );
+    assert_eq!(user_ids(&export(&acme, asc).await), ["u0", "u1", "u2"]);
     // Activity moves u0 to the front of the last-seen order.
-    let answer = api
+    let answer = acme
         .post(
             &format!("/users/{}/conversations", ids[0]),
-            &token,
             json!({"firstMessage": "hi"}),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let seen = json!({"fields": fields, "sort": {"field": "lastSeen"}});
-    assert_eq!(
-        user_ids(&export(&api, &token, seen).await),
-        ["u0", "u2", "u1"]
-    );
+    assert_eq!(user_ids(&export(&acme, seen).await), ["u0", "u2", "u1"]);
     let seen_asc = json!({"fields": fields, "sort": {"field": "lastSeen", "order": "asc"}});
-    assert_eq!(
-        user_ids(&export(&api, &token, seen_asc).await),
-        ["u1", "u2", "u0"]
-    );
+    assert_eq!(user_ids(&export(&acme, seen_asc).await), ["u1", "u2", "u0"]);
 }
 
 #[tokio::test]
 async fn filters_and_match_select_like_the_list() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "Leads").await;
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("Leads").await;
     let ids = seed(
-        &api,
-        &token,
+        &acme,
         &[
             json!({"default_country": "PL", "default_email": "a@x.com"}),
             json!({"default_country": "DE"}),
@@ -224,22 +201,17 @@ async fn filters_and_match_select_like_the_list() {
         ],
     )
     .await;
-    let answer = api
-        .post(
-            &format!("/users/{}/segments", ids[1]),
-            &token,
-            json!([segment]),
-        )
+    let answer = acme
+        .post(&format!("/users/{}/segments", ids[1]), json!([segment]))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let run = |body: Value| {
-        let api = &api;
-        let token = &token;
+        let acme = &acme;
         async move {
             let mut body = body;
             body["fields"] = json!(["userId"]);
             body["sort"] = json!({"order": "asc"});
-            user_ids(&export(api, token, body).await)
+            user_ids(&export(acme, body).await)
         }
     };
     let pl = json!([{"field": "default_country", "operator": "eq", "value": "PL"}]);
@@ -279,47 +251,38 @@ async fn filters_and_match_select_like_the_list() {
 #[tokio::test]
 async fn listed_users_come_in_the_requested_sort_and_unknown_ids_are_skipped() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let mut ids = Vec::new();
     for i in 0..4 {
         ids.push(
-            api.create_user(
-                &token,
-                json!({"userId": format!("u{i}"), "attributes": {"a": "1"}}),
-            )
-            .await,
+            acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
+                .await,
         );
         tokio::time::sleep(Duration::from_millis(3)).await;
     }
     let unknown = ObjectId::new().to_string();
     let listed = json!([ids[0], unknown, ids[3], ids[1], ids[0]]);
-    let answer = export(&api, &token, json!({"users": listed, "fields": ["userId"]})).await;
+    let answer = export(&acme, json!({"users": listed, "fields": ["userId"]})).await;
     assert_eq!(
         user_ids(&answer),
         ["u3", "u1", "u0"],
         "newest first, once each, the unknown id skipped"
     );
     let asc = json!({"users": listed, "fields": ["userId"], "sort": {"field": "createdAt", "order": "asc"}});
-    assert_eq!(
-        user_ids(&export(&api, &token, asc).await),
-        ["u0", "u1", "u3"]
-    );
+    assert_eq!(user_ids(&export(&acme, asc).await), ["u0", "u1", "u3"]);
     let none = json!({"users": [unknown], "fields": ["userId"]});
-    assert!(user_ids(&export(&api, &token, none).await).is_empty());
+    assert!(user_ids(&export(&acme, none).await).is_empty());
 }
 
 #[tokio::test]
 async fn no_match_is_200_with_the_header_line_only() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    assert_eq!(lines(&export(&api, &token, json!({})).await), [ALL_HEADERS]);
-    seed(&api, &token, &[json!({"a": "1"})]).await;
+    let acme = api.client("acme").await;
+    assert_eq!(lines(&export(&acme, json!({})).await), [ALL_HEADERS]);
+    seed(&acme, &[json!({"a": "1"})]).await;
     let nobody =
         json!({"filters": [{"field": "a", "operator": "eq", "value": "2"}], "fields": ["userId"]});
-    assert_eq!(
-        answer_text(&export(&api, &token, nobody).await),
-        "User ID\r\n"
-    );
+    assert_eq!(answer_text(&export(&acme, nobody).await), "User ID\r\n");
 }
 
 fn answer_text(answer: &Answer) -> &str {
@@ -330,10 +293,9 @@ fn answer_text(answer: &Answer) -> &str {
 #[tokio::test]
 async fn cells_that_spreadsheets_would_run_are_neutralised() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     seed(
-        &api,
-        &token,
+        &acme,
         &[json!({
             "default_name": "=HYPERLINK(\"http://evil\",\"x\")",
             "default_city": "+48 123",
@@ -354,31 +316,23 @@ async fn cells_that_spreadsheets_would_run_are_neutralised() {
         "default_timezone",
         "default_referrer"
     ]);
-    let answer = export(&api, &token, json!({"fields": fields})).await;
+    let answer = export(&acme, json!({"fields": fields})).await;
     assert_eq!(
         answer_text(&answer),
         "Name,City,Region,Country,Language,Timezone,Referrer\r\n\"'=HYPERLINK(\"\"http://evil\"\",\"\"x\"\")\",'+48 123,'-2+3,'@SUM(A1),'\tx,\"'\rx\",a=b\r\n"
     );
-    let user_id = api
-        .create_user(&token, json!({"userId": "=1+1", "attributes": {"a": "1"}}))
-        .await;
-    let answer = export(
-        &api,
-        &token,
-        json!({"users": [user_id], "fields": ["userId"]}),
-    )
-    .await;
+    let user_id = acme.create_user(NewUser::new("=1+1").with("a", "1")).await;
+    let answer = export(&acme, json!({"users": [user_id], "fields": ["userId"]})).await;
     assert_eq!(user_ids(&answer), ["'=1+1"]);
 }
 
 #[tokio::test]
 async fn an_export_shows_only_the_callers_account() {
     let api = TestApi::new().await;
-    let acme = api.token("acme").await;
-    let other = api.token("other").await;
-    let acme_ids = seed(&api, &acme, &[json!({"default_name": "acme-user"})]).await;
+    let acme = api.client("acme").await;
+    let other = api.client("other").await;
+    let acme_ids = seed(&acme, &[json!({"default_name": "acme-user"})]).await;
     let other_ids = seed(
-        &api,
         &other,
         &[
             json!({"default_name": "other-user"}),
@@ -386,21 +340,15 @@ async fn an_export_shows_only_the_callers_account() {
         ],
     )
     .await;
-    let answer = export(&api, &acme, json!({"fields": ["default_name"]})).await;
+    let answer = export(&acme, json!({"fields": ["default_name"]})).await;
     assert_eq!(lines(&answer), ["Name", "acme-user"]);
     let listed =
         json!({"users": [acme_ids[0], other_ids[0], other_ids[1]], "fields": ["default_name"]});
-    assert_eq!(
-        lines(&export(&api, &acme, listed).await),
-        ["Name", "acme-user"]
-    );
+    assert_eq!(lines(&export(&acme, listed).await), ["Name", "acme-user"]);
     let by_user_id = json!({"filters": [{"field": "userId", "operator": "eq", "value": "u1"}], "fields": ["default_name"]});
+    assert_eq!(lines(&export(&acme, by_user_id.clone()).await), ["Name"]);
     assert_eq!(
-        lines(&export(&api, &acme, by_user_id.clone()).await),
-        ["Name"]
-    );
-    assert_eq!(
-        lines(&export(&api, &other, by_user_id).await),
+        lines(&export(&other, by_user_id).await),
         ["Name", "other-2"]
     );
 }
@@ -408,7 +356,7 @@ async fn an_export_shows_only_the_callers_account() {
 #[tokio::test]
 async fn bad_requests_answer_the_json_envelope() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let id = ObjectId::new().to_string();
     for (body, fields) in [
         (
@@ -430,7 +378,7 @@ async fn bad_requests_answer_the_json_envelope() {
         (json!({"limit": 5}), vec!["limit"]),
         (json!([]), vec!["body"]),
     ] {
-        let answer = export(&api, &token, body.clone()).await;
+        let answer = export(&acme, body.clone()).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), fields, "{body}");
         assert!(
@@ -444,21 +392,21 @@ async fn bad_requests_answer_the_json_envelope() {
         .iter()
         .map(|f| f.name())
         .collect();
-    assert_error(&export(&api, &token, json!({"fields": all})).await, 400);
-    let malformed = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    assert_error(&export(&acme, json!({"fields": all})).await, 400);
+    let malformed = acme
+        .request(Method::POST, "/users/export")
         .header("content-type", "application/json")
         .body(Body::from("{"))
         .unwrap();
     assert_error(&api.send(malformed).await, 400);
-    let not_json = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    let not_json = acme
+        .request(Method::POST, "/users/export")
         .header("content-type", "text/plain")
         .body(Body::from("fields=userId"))
         .unwrap();
     assert_error(&api.send(not_json).await, 415);
-    let huge = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    let huge = acme
+        .request(Method::POST, "/users/export")
         .header("content-type", "application/json")
         .body(Body::from(vec![b' '; 2 * 1024 * 1024]))
         .unwrap();
@@ -468,7 +416,7 @@ async fn bad_requests_answer_the_json_envelope() {
             .await,
         401,
     );
-    assert_error(&api.get("/users/export", &token).await, 405);
+    assert_error(&acme.get("/users/export").await, 405);
 }
 
 // ---------------------------------------------------------------------------
@@ -704,7 +652,7 @@ async fn a_failure_before_the_first_byte_answers_the_json_envelope() {
 async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
-    let token = api.token("big").await;
+    let big = api.client("big").await;
     let ids = seed_directly(&api.store, &account, LARGE).await;
     let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let body = json!({"fields": ["userId"], "sort": {"field": "lastSeen", "order": "asc"}});
@@ -721,7 +669,7 @@ async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone
     // recently seen: both would move to the end of the order.
     for i in [0, 2 * LARGE / 3] {
         let uri = format!("/users/{}/conversations", ids[i]);
-        let answer = api.post(&uri, &token, json!({"firstMessage": "hi"})).await;
+        let answer = big.post(&uri, json!({"firstMessage": "hi"})).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     }
     while let Some(chunk) = next_chunk(&mut body).await {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use flate2::read::MultiGzDecoder;
-use http::{Request, StatusCode, header};
+use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::deadline::Deadline;
@@ -16,7 +16,7 @@ use shared::model::{AccountId, ObjectId};
 use shared::store::ExportJobState;
 use tower::ServiceExt;
 use users_api_tests::{
-    SeedUser, TestApi, assert_error, error_fields, seed_users, test_export_state,
+    Client, NewUser, TestApi, assert_error, error_fields, seed_users, test_export_state,
 };
 
 use export_function::files::Files;
@@ -27,19 +27,15 @@ use export_function::{ExportState, StreamLimits};
 async fn seed(api: &TestApi, account: &str, count: usize) {
     let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let users = (0..count)
-        .map(|i| SeedUser {
-            user_id: format!("user-{i:05}"),
-            attributes: [("default_name".to_owned(), format!("User {i}"))].into(),
-            ..SeedUser::default()
-        })
+        .map(|i| NewUser::new(format!("user-{i:05}")).with("default_name", format!("User {i}")))
         .collect();
     seed_users(&api.store, account, users).await;
 }
 
 /// Polls the job until it is finished (or a minute has passed).
-async fn finished_job(api: &TestApi, token: &str, id: &str) -> Value {
+async fn finished_job(client: &Client, id: &str) -> Value {
     for _ in 0..1200 {
-        let answer = api.get(&format!("/users/exports/{id}"), token).await;
+        let answer = client.get(&format!("/users/exports/{id}")).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         if matches!(answer.body["status"].as_str(), Some("done" | "failed")) {
             return answer.body;
@@ -50,8 +46,8 @@ async fn finished_job(api: &TestApi, token: &str, id: &str) -> Value {
 }
 
 /// Starts a job; its id.
-async fn start_job(api: &TestApi, token: &str, body: Value) -> String {
-    let answer = api.post("/users/exports", token, body).await;
+async fn start_job(client: &Client, body: Value) -> String {
+    let answer = client.post("/users/exports", body).await;
     assert_eq!(answer.status, StatusCode::ACCEPTED, "{}", answer.text);
     assert_eq!(answer.body["status"]["code"], 202);
     let id = answer.body["id"].as_str().expect("a job id").to_owned();
@@ -64,13 +60,13 @@ async fn start_job(api: &TestApi, token: &str, body: Value) -> String {
 
 /// The bytes behind a finished job's `url`: the local server's route (with
 /// the token) for a folder, the presigned URL itself (no credentials) for S3.
-async fn download(api: &TestApi, token: &str, job: &Value) -> Vec<u8> {
+async fn download(api: &TestApi, client: &Client, job: &Value) -> Vec<u8> {
     let url = job["url"].as_str().expect("a done job has a url");
     match &api.files {
         Files::Folder(_) => {
             assert!(job.get("urlExpiresAt").is_none());
             let path = &url[url.find("/users/").expect("the route")..];
-            let (status, bytes) = get_bytes(api, path, Some(token)).await;
+            let (status, bytes) = get_bytes(api, client.request(Method::GET, path)).await;
             assert_eq!(status, StatusCode::OK);
             bytes
         }
@@ -83,11 +79,9 @@ async fn download(api: &TestApi, token: &str, job: &Value) -> Vec<u8> {
     }
 }
 
-async fn get_bytes(api: &TestApi, path: &str, token: Option<&str>) -> (StatusCode, Vec<u8>) {
-    let mut request = Request::get(path).header(header::HOST, "localhost:3000");
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
+/// The status and the raw bytes of `request` (a file is not JSON).
+async fn get_bytes(api: &TestApi, request: http::request::Builder) -> (StatusCode, Vec<u8>) {
+    let request = request.header(header::HOST, "localhost:3000");
     let response = api
         .app
         .clone()
@@ -149,14 +143,13 @@ fn gunzip(bytes: &[u8]) -> String {
 /// A streamed export through `router`: status, and the body or the error
 /// that ended it.
 async fn stream_export(
-    api: &TestApi,
+    client: &Client,
     state: ExportState,
-    token: &str,
     body: Value,
 ) -> (StatusCode, Result<String, String>) {
     let router = users_api::app(state);
-    let request = Request::post("/users/export")
-        .header("authorization", format!("Bearer {token}"))
+    let request = client
+        .request(Method::POST, "/users/export")
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap();
@@ -170,7 +163,6 @@ async fn stream_export(
             Err(error) => return (status, Err(error.to_string())),
         }
     }
-    let _ = api;
     (status, Ok(String::from_utf8(text).unwrap()))
 }
 
@@ -188,21 +180,21 @@ async fn a_stream_over_its_byte_budget_fails_visibly_and_a_job_exports_every_use
     // GIVEN an account of 600 users, and a stream budget that holds the
     // first page of rows (250 × 12 bytes) but not all of them
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     seed(&api, "acme", 600).await;
     let body = json!({"fields": ["userId"], "sort": {"field": "createdAt", "order": "asc"}});
 
     // WHEN it is streamed THEN the body ends with an error, not a CSV
     // that looks complete
     let (status, outcome) =
-        stream_export(&api, with_stream_budget(&api, 5_000), &token, body.clone()).await;
+        stream_export(&acme, with_stream_budget(&api, 5_000), body.clone()).await;
     assert_eq!(status, StatusCode::OK);
     assert!(outcome.is_err(), "a stream over its budget ended cleanly");
 
     // WHEN the budget cannot hold even the first page THEN it is refused
     // up front, pointing to export jobs
     let (status, outcome) =
-        stream_export(&api, with_stream_budget(&api, 1_000), &token, body.clone()).await;
+        stream_export(&acme, with_stream_budget(&api, 1_000), body.clone()).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     let envelope: Value = serde_json::from_str(&outcome.unwrap()).unwrap();
     assert_eq!(envelope["status"]["code"], 413);
@@ -215,12 +207,12 @@ async fn a_stream_over_its_byte_budget_fails_visibly_and_a_job_exports_every_use
     );
 
     // WHEN the same export runs as a job THEN its file holds every user
-    let id = start_job(&api, &token, body).await;
-    let job = finished_job(&api, &token, &id).await;
+    let id = start_job(&acme, body).await;
+    let job = finished_job(&acme, &id).await;
     assert_eq!(job["status"], "done", "{job}");
     assert_eq!(job["rows"], 600);
     assert!(job["bytes"].as_u64().unwrap() > 0);
-    let text = gunzip(&download(&api, &token, &job).await);
+    let text = gunzip(&download(&api, &acme, &job).await);
     let expected: String = std::iter::once("User ID\r\n".to_owned())
         .chain((0..600).map(|i| format!("user-{i:05}\r\n")))
         .collect();
@@ -231,7 +223,7 @@ async fn a_stream_over_its_byte_budget_fails_visibly_and_a_job_exports_every_use
 async fn a_job_file_matches_the_streamed_export_row_for_row() {
     // GIVEN users whose cells need quoting, guarding and UTF-8
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     for (i, name) in [
         "Zoë, \"the\" first",
         "=cmd|' /C calc'!A0",
@@ -241,9 +233,11 @@ async fn a_job_file_matches_the_streamed_export_row_for_row() {
     .iter()
     .enumerate()
     {
-        api.create_user(
-            &token,
-            json!({"userId": format!("u{i}"), "attributes": {"default_name": name, "default_email": format!("u{i}@example.com"), "plan": "pro"}}),
+        acme.create_user(
+            NewUser::new(format!("u{i}"))
+                .with("default_name", *name)
+                .with("default_email", format!("u{i}@example.com"))
+                .with("plan", "pro"),
         )
         .await;
     }
@@ -253,20 +247,19 @@ async fn a_job_file_matches_the_streamed_export_row_for_row() {
     ] {
         // WHEN the same body is streamed and run as a job
         let (status, streamed) = stream_export(
-            &api,
+            &acme,
             test_export_state(&api.store, api.files.clone()),
-            &token,
             body.clone(),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
-        let id = start_job(&api, &token, body).await;
-        let job = finished_job(&api, &token, &id).await;
+        let id = start_job(&acme, body).await;
+        let job = finished_job(&acme, &id).await;
         assert_eq!(job["rows"], 4);
 
         // THEN the file, unzipped, is the streamed CSV byte for byte
         assert_eq!(
-            gunzip(&download(&api, &token, &job).await),
+            gunzip(&download(&api, &acme, &job).await),
             streamed.unwrap()
         );
     }
@@ -275,34 +268,34 @@ async fn a_job_file_matches_the_streamed_export_row_for_row() {
 #[tokio::test]
 async fn another_account_cannot_see_or_fetch_a_job() {
     let api = TestApi::new().await;
-    let owner = api.token("acme").await;
-    let other = api.token("globex").await;
+    let owner = api.client("acme").await;
+    let other = api.client("globex").await;
     seed(&api, "acme", 3).await;
-    let id = start_job(&api, &owner, json!({})).await;
-    let job = finished_job(&api, &owner, &id).await;
+    let id = start_job(&owner, json!({})).await;
+    let job = finished_job(&owner, &id).await;
     assert_eq!(job["status"], "done");
 
-    assert_error(&api.get(&format!("/users/exports/{id}"), &other).await, 404);
-    let (status, _) = get_bytes(&api, &format!("/users/exports/{id}/file"), Some(&other)).await;
+    assert_error(&other.get(&format!("/users/exports/{id}")).await, 404);
+    let (status, _) = get_bytes(
+        &api,
+        other.request(Method::GET, &format!("/users/exports/{id}/file")),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _) = get_bytes(&api, &format!("/users/exports/{id}/file"), None).await;
+    let (status, _) = get_bytes(&api, Request::get(format!("/users/exports/{id}/file"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     // And the owner's view of another account's export jobs is just as empty.
-    let theirs = start_job(&api, &other, json!({})).await;
-    assert_error(
-        &api.get(&format!("/users/exports/{theirs}"), &owner).await,
-        404,
-    );
+    let theirs = start_job(&other, json!({})).await;
+    assert_error(&owner.get(&format!("/users/exports/{theirs}")).await, 404);
 }
 
 #[tokio::test]
 async fn a_job_request_is_validated_like_the_export() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let answer = api
+    let acme = api.client("acme").await;
+    let answer = acme
         .post(
             "/users/exports",
-            &token,
             json!({"fields": ["nope"], "sort": {"order": "up"}}),
         )
         .await;
@@ -310,9 +303,10 @@ async fn a_job_request_is_validated_like_the_export() {
     let fields = error_fields(&answer);
     assert!(fields.iter().any(|f| f.starts_with("fields")), "{fields:?}");
     assert!(fields.iter().any(|f| f.starts_with("sort")), "{fields:?}");
-    assert_error(&api.get("/users/exports/nope", &token).await, 400);
+    assert_error(&acme.get("/users/exports/nope").await, 400);
     assert_error(
-        &api.get(&format!("/users/exports/{}", ObjectId::new()), &token)
+        &acme
+            .get(&format!("/users/exports/{}", ObjectId::new()))
             .await,
         404,
     );
@@ -372,9 +366,9 @@ async fn a_job_goes_on_across_runs_and_its_file_is_whole() {
     if matches!(api.files, Files::Folder(_)) {
         assert!(done.parts > 1, "{} parts", done.parts);
     }
-    let token = api.token("acme").await;
-    let view = api.get(&format!("/users/exports/{}", job.id), &token).await;
-    let text = gunzip(&download(&api, &token, &view.body).await);
+    let acme = api.client("acme").await;
+    let view = acme.get(&format!("/users/exports/{}", job.id)).await;
+    let text = gunzip(&download(&api, &acme, &view.body).await);
     let expected: String = std::iter::once("User ID,Name\r\n".to_owned())
         .chain((0..700).map(|i| format!("user-{i:05},User {i}\r\n")))
         .collect();
@@ -577,11 +571,9 @@ async fn the_export_jobs_function_runs_the_unfinished_jobs_on_each_event() {
 async fn the_file_of_a_job_not_done_is_409_and_its_status_says_why() {
     // GIVEN a job no worker has taken up yet
     let (api, _account, _jobs, job) = ten_users_and_a_job().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     // WHEN its file is asked for
-    let file = api
-        .get(&format!("/users/exports/{}/file", job.id), &token)
-        .await;
+    let file = acme.get(&format!("/users/exports/{}/file", job.id)).await;
     // THEN the job is there but its file is not: 409, not 404
     assert_error(&file, 409);
     assert!(
@@ -592,6 +584,6 @@ async fn the_file_of_a_job_not_done_is_409_and_its_status_says_why() {
         "{}",
         file.text
     );
-    let status = api.get(&format!("/users/exports/{}", job.id), &token).await;
+    let status = acme.get(&format!("/users/exports/{}", job.id)).await;
     assert_eq!(status.body["status"], "pending");
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use shared::model::{AccountId, Attributes, ObjectId, Timestamp, User};
 use shared::store::items::{ProfileItem, to_item};
 use shared::store::size::{MAX_PROFILE_BYTES, item_size};
-use users_api_tests::{TestApi, assert_error, error_fields};
+use users_api_tests::{NewUser, TestApi, assert_error, error_fields};
 
 /// A four-byte character (UTF-8), repeated.
 fn wide(chars: usize) -> String {
@@ -28,7 +28,7 @@ fn wide_attributes(count: usize, value_chars: usize) -> Map<String, Value> {
 #[tokio::test]
 async fn keys_from_client_text_fit_at_every_character_limit() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     // GIVEN the longest userId, e-mail, name and segment name, every
     // character four bytes (an e-mail of 1,024 characters is 4 KB, twice
     // what a DynamoDB partition key may hold).
@@ -36,30 +36,23 @@ async fn keys_from_client_text_fit_at_every_character_limit() {
     let email = format!("{}@x.y", wide(1020));
     let segment_name = wide(256);
     // WHEN they are stored
-    let segment = api.create_segment(&token, &segment_name).await;
-    let answer = api
-        .post(
-            "/users",
-            &token,
-            json!({"userId": user_id, "segments": [segment], "attributes": {
-                "default_email": email, "default_name": wide(256), "city": wide(1024)}}),
-        )
+    let segment = acme.create_segment(&segment_name).await;
+    let answer = acme
+        .post("/users", json!({"userId": user_id, "segments": [segment], "attributes": { "default_email": email, "default_name": wide(256), "city": wide(1024)}}))
         .await;
     // THEN they are, and every lookup through them works
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let id = answer.body[0]["id"].as_str().unwrap().to_owned();
-    let again = api
+    let again = acme
         .post(
             "/users",
-            &token,
             json!({"userId": user_id, "attributes": {"a": "1"}}),
         )
         .await;
     assert_error(&again, 409);
     assert_eq!(again.body["id"], id);
     assert_error(
-        &api.post("/segments", &token, json!({"name": segment_name}))
-            .await,
+        &acme.post("/segments", json!({"name": segment_name})).await,
         409,
     );
     for (field, value) in [("userId", &user_id), ("default_email", &email)] {
@@ -68,35 +61,29 @@ async fn keys_from_client_text_fit_at_every_character_limit() {
             "/users?filters={}",
             form_urlencoded::byte_serialize(filters.as_bytes()).collect::<String>()
         );
-        let page = api.get(&uri, &token).await;
+        let page = acme.get(&uri).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.text);
         assert_eq!(page.body["count"], 1, "{field}: {}", page.text);
     }
-    let renamed = api
-        .put(
-            &format!("/segments/{segment}"),
-            &token,
-            json!({"name": wide(255)}),
-        )
+    let renamed = acme
+        .put(&format!("/segments/{segment}"), json!({"name": wide(255)}))
         .await;
     assert_eq!(renamed.status, StatusCode::OK, "{}", renamed.text);
-    let updated = api
+    let updated = acme
         .put(
             &format!("/users/{id}"),
-            &token,
             json!({"attributes": {"default_email": format!("{}@z", wide(1022))}}),
         )
         .await;
     assert_eq!(updated.status, StatusCode::OK, "{}", updated.text);
-    let conversation = api
+    let conversation = acme
         .post(
             &format!("/users/{id}/conversations"),
-            &token,
             json!({"firstMessage": wide(4096), "sessionAttributes": {"topic": wide(1024)}}),
         )
         .await;
     assert_eq!(conversation.status, StatusCode::OK, "{}", conversation.text);
-    let details = api.get(&format!("/users/{id}"), &token).await;
+    let details = acme.get(&format!("/users/{id}")).await;
     assert_eq!(details.body["userId"], user_id.as_str());
     assert_eq!(details.body["segments"][0]["name"], wide(255).as_str());
     assert_eq!(
@@ -105,62 +92,52 @@ async fn keys_from_client_text_fit_at_every_character_limit() {
     );
     // Erasing frees the userId again.
     assert_eq!(
-        api.delete(&format!("/users/{id}"), &token).await.status,
+        acme.delete(&format!("/users/{id}")).await.status,
         StatusCode::OK
     );
-    api.create_user(&token, json!({"userId": user_id, "attributes": {"a": "1"}}))
-        .await;
+    acme.create_user(NewUser::new(user_id).with("a", "1")).await;
 }
 
 #[tokio::test]
 async fn a_profile_that_would_pass_400_kb_is_refused_before_anything_is_written() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     // WHEN a user is created with 99 attributes of 1,024 four-byte characters
     // (each within the contract; about 418 KB in all)
-    let answer = api
+    let answer = acme
         .post(
             "/users",
-            &token,
             json!({"userId": "big", "attributes": wide_attributes(99, 1024)}),
         )
         .await;
     // THEN it is 400 naming `attributes`, and nothing is stored
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["attributes"]);
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
     assert_eq!(
-        api.post(
-            "/users",
-            &token,
-            json!({"userId": "big", "attributes": {"a": "1"}})
-        )
-        .await
-        .status,
+        acme.post("/users", json!({"userId": "big", "attributes": {"a": "1"}}))
+            .await
+            .status,
         StatusCode::OK,
         "the userId was not claimed"
     );
 
     // GIVEN a user of 80 such attributes (about 338 KB: it fits)
-    let id = api
-        .create_user(
-            &token,
-            json!({"userId": "fits", "attributes": wide_attributes(80, 1024)}),
-        )
+    let id = acme
+        .create_user(NewUser::new("fits").with_attributes(wide_attributes(80, 1024)))
         .await;
     let uri = format!("/users/{id}");
     // WHEN ten more are set, or the session grows past the limit
     let more: Map<String, Value> = (80..90)
         .map(|i| (format!("{i:0>128}"), Value::String(wide(1024))))
         .collect();
-    let update = api.put(&uri, &token, json!({"attributes": more})).await;
+    let update = acme.put(&uri, json!({"attributes": more})).await;
     let session: Map<String, Value> = (0..10)
         .map(|i| (format!("s{i}"), Value::String(wide(1024))))
         .collect();
-    let activity = api
+    let activity = acme
         .post(
             &format!("{uri}/conversations"),
-            &token,
             json!({"firstMessage": "hi", "sessionAttributes": session}),
         )
         .await;
@@ -169,7 +146,7 @@ async fn a_profile_that_would_pass_400_kb_is_refused_before_anything_is_written(
     assert_eq!(error_fields(&update), ["attributes"]);
     assert_error(&activity, 400);
     assert_eq!(error_fields(&activity), ["sessionAttributes"]);
-    let details = api.get(&uri, &token).await;
+    let details = acme.get(&uri).await;
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
     assert_eq!(
         details.body["attributes"].as_object().unwrap().len(),
@@ -182,12 +159,11 @@ async fn a_profile_that_would_pass_400_kb_is_refused_before_anything_is_written(
     let unset: Map<String, Value> = (0..40)
         .map(|i| (format!("{i:0>128}"), Value::Null))
         .collect();
-    let answer = api.put(&uri, &token, json!({"attributes": unset})).await;
+    let answer = acme.put(&uri, json!({"attributes": unset})).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
-    let activity = api
+    let activity = acme
         .post(
             &format!("{uri}/conversations"),
-            &token,
             json!({"firstMessage": "hi", "sessionAttributes": {"s": wide(1024)}}),
         )
         .await;
@@ -241,24 +217,23 @@ fn attributes_of_size(target: usize) -> Map<String, Value> {
 #[tokio::test]
 async fn segments_that_would_not_fit_are_refused_naming_segments() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let mut segments = Vec::new();
     for i in 0..5 {
-        segments.push(api.create_segment(&token, &format!("S{i}")).await);
+        segments.push(acme.create_segment(&format!("S{i}")).await);
     }
     // GIVEN a user whose profile is 60 bytes short of the limit
-    let id = api
+    let id = acme
         .create_user(
-            &token,
-            json!({"userId": "edge", "attributes": attributes_of_size(MAX_PROFILE_BYTES - 60)}),
+            NewUser::new("edge").with_attributes(attributes_of_size(MAX_PROFILE_BYTES - 60)),
         )
         .await;
     let uri = format!("/users/{id}/segments");
     // WHEN five segments (24 bytes of id each) are added: 400 naming segments
-    let answer = api.post(&uri, &token, json!(segments)).await;
+    let answer = acme.post(&uri, json!(segments)).await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["segments"]);
-    let counts = api.get("/segments", &token).await;
+    let counts = acme.get("/segments").await;
     assert!(
         counts
             .body
@@ -270,10 +245,10 @@ async fn segments_that_would_not_fit_are_refused_naming_segments() {
         counts.text
     );
     // AND two of them fit
-    let answer = api.post(&uri, &token, json!(segments[..2])).await;
+    let answer = acme.post(&uri, json!(segments[..2])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(
-        api.get(&format!("/users/{id}"), &token).await.body["segments"]
+        acme.get(&format!("/users/{id}")).await.body["segments"]
             .as_array()
             .unwrap()
             .len(),

@@ -6,23 +6,18 @@ use http::StatusCode;
 use serde_json::{Value, json};
 use shared::filter::ListQuery;
 use shared::model::AccountId;
-use users_api_tests::{SeedUser, TestApi, assert_error, error_fields, ids_of, seed_users};
+use users_api_tests::{Client, NewUser, TestApi, assert_error, error_fields, ids_of, seed_users};
 
 /// Creates `n` users in order (one bulk request per 100) and returns their ids in creation order.
-async fn seed(
-    api: &TestApi,
-    token: &str,
-    n: usize,
-    attributes: impl Fn(usize) -> Value,
-) -> Vec<String> {
+async fn seed(client: &Client, n: usize, attributes: impl Fn(usize) -> Value) -> Vec<String> {
     let users = (0..n)
-        .map(|i| json!({"userId": format!("user-{i:05}"), "attributes": attributes(i)}))
+        .map(|i| NewUser::new(format!("user-{i:05}")).with_attributes(attributes(i)))
         .collect();
-    api.create_users(token, users).await
+    client.create_users(users).await
 }
 
 /// Pages through `uri` (which has no `after`) and returns every id, in order.
-async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
+async fn page_all(client: &Client, uri: &str) -> Vec<String> {
     let mut all = Vec::new();
     let mut after: Option<String> = None;
     for _ in 0..1000 {
@@ -31,7 +26,7 @@ async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
             Some(after) => format!("{uri}{sep}after={after}"),
             None => uri.to_owned(),
         };
-        let answer = api.get(&page_uri, token).await;
+        let answer = client.get(&page_uri).await;
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         assert_eq!(
             answer.body["count"].as_u64().unwrap() as usize,
@@ -49,28 +44,19 @@ async fn page_all(api: &TestApi, token: &str, uri: &str) -> Vec<String> {
 #[tokio::test]
 async fn default_order_is_newest_first_and_pages_never_repeat_or_skip() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let ids = seed(
-        &api,
-        &token,
-        95,
-        |i| json!({"default_name": format!("n{i}")}),
-    )
-    .await;
-    let first = api.get("/users", &token).await.body;
+    let acme = api.client("acme").await;
+    let ids = seed(&acme, 95, |i| json!({"default_name": format!("n{i}")})).await;
+    let first = acme.get("/users").await.body;
     assert_eq!(first["count"], 40, "limit defaults to 40");
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(ids_of(&first), newest_first[..40]);
     assert_eq!(first["next"], newest_first[39]);
-    assert_eq!(page_all(&api, &token, "/users?limit=7").await, newest_first);
-    let oldest_first = page_all(&api, &token, "/users?sort.order=asc&limit=40").await;
+    assert_eq!(page_all(&acme, "/users?limit=7").await, newest_first);
+    let oldest_first = page_all(&acme, "/users?sort.order=asc&limit=40").await;
     assert_eq!(oldest_first, ids);
     // Clients that page with the last id of a full page keep working.
-    let page = api
-        .get(
-            &format!("/users?limit=40&after={}", newest_first[39]),
-            &token,
-        )
+    let page = acme
+        .get(&format!("/users?limit=40&after={}", newest_first[39]))
         .await
         .body;
     assert_eq!(ids_of(&page), newest_first[40..80]);
@@ -79,35 +65,32 @@ async fn default_order_is_newest_first_and_pages_never_repeat_or_skip() {
 #[tokio::test]
 async fn the_last_page_says_next_null_even_when_exactly_full() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let ids = seed(&api, &token, 10, |_| json!({"a": "1"})).await;
-    let page = api.get("/users?limit=10", &token).await.body;
+    let acme = api.client("acme").await;
+    let ids = seed(&acme, 10, |_| json!({"a": "1"})).await;
+    let page = acme.get("/users?limit=10").await.body;
     assert_eq!(page["count"], 10);
     assert_eq!(page["next"], Value::Null);
-    let page = api.get("/users?limit=5", &token).await.body;
+    let page = acme.get("/users?limit=5").await.body;
     assert_eq!(page["next"], ids[5]);
 }
 
 #[tokio::test]
 async fn sort_parameters_in_dot_and_bracket_form() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let ids = seed(&api, &token, 5, |_| json!({"a": "1"})).await;
-    let dot = api
-        .get("/users?sort.field=createdAt&sort.order=asc", &token)
+    let acme = api.client("acme").await;
+    let ids = seed(&acme, 5, |_| json!({"a": "1"})).await;
+    let dot = acme
+        .get("/users?sort.field=createdAt&sort.order=asc")
         .await
         .body;
-    let bracket = api
-        .get(
-            "/users?sort%5Bfield%5D=createdAt&sort%5Border%5D=asc",
-            &token,
-        )
+    let bracket = acme
+        .get("/users?sort%5Bfield%5D=createdAt&sort%5Border%5D=asc")
         .await
         .body;
     assert_eq!(ids_of(&dot), ids);
     assert_eq!(ids_of(&bracket), ids);
-    let raw_bracket = api
-        .get("/users?sort[field]=lastSeen&sort[order]=asc", &token)
+    let raw_bracket = acme
+        .get("/users?sort[field]=lastSeen&sort[order]=asc")
         .await
         .body;
     assert_eq!(
@@ -120,7 +103,7 @@ async fn sort_parameters_in_dot_and_bracket_form() {
 #[tokio::test]
 async fn bad_list_parameters_are_400_naming_them() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     for (query, field) in [
         ("limit=0", "limit"),
         ("limit=41", "limit"),
@@ -132,7 +115,7 @@ async fn bad_list_parameters_are_400_naming_them() {
         ("colour=red", "colour"),
         ("filters=notjson", "filters"),
     ] {
-        let answer = api.get(&format!("/users?{query}"), &token).await;
+        let answer = acme.get(&format!("/users?{query}")).await;
         assert_error(&answer, 400);
         assert!(
             error_fields(&answer).iter().any(|f| f == field),
@@ -140,21 +123,16 @@ async fn bad_list_parameters_are_400_naming_them() {
             error_fields(&answer)
         );
     }
-    let answer = api
-        .get("/users?after=5c486eeebda7873576a379e4", &token)
-        .await;
+    let answer = acme.get("/users?after=5c486eeebda7873576a379e4").await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["after"]);
     let gt_on_banned = r#"/users?filters=[{"field":"banned","operator":"gt","value":true}]"#;
-    assert_error(
-        &api.get(&gt_on_banned.replace('"', "%22"), &token).await,
-        400,
-    );
+    assert_error(&acme.get(&gt_on_banned.replace('"', "%22")).await, 400);
     let six: Vec<Value> = (0..6)
         .map(|_| json!({"field": "default_name", "operator": "exists"}))
         .collect();
     let uri = format!("/users?filters={}", urlencode(&json!(six).to_string()));
-    assert_error(&api.get(&uri, &token).await, 400);
+    assert_error(&acme.get(&uri).await, 400);
 }
 
 fn urlencode(text: &str) -> String {
@@ -172,10 +150,9 @@ fn urlencode(text: &str) -> String {
 #[tokio::test]
 async fn filters_in_json_and_bracket_form_agree() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let ids = seed(
-        &api,
-        &token,
+        &acme,
         6,
         |i| json!({"default_country": if i % 2 == 0 { "PL" } else { "DE" }}),
     )
@@ -185,8 +162,8 @@ async fn filters_in_json_and_bracket_form_agree() {
         urlencode(r#"[{"field":"default_country","operator":"eq","value":"PL"}]"#)
     );
     let bracket_form = "/users?sort.order=asc&filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
-    let a = ids_of(&api.get(&json_form, &token).await.body);
-    let b = ids_of(&api.get(bracket_form, &token).await.body);
+    let a = ids_of(&acme.get(&json_form).await.body);
+    let b = ids_of(&acme.get(bracket_form).await.body);
     assert_eq!(a, vec![ids[0].clone(), ids[2].clone(), ids[4].clone()]);
     assert_eq!(a, b);
 }
@@ -194,22 +171,19 @@ async fn filters_in_json_and_bracket_form_agree() {
 #[tokio::test]
 async fn match_any_and_all() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let ids = seed(&api, &token, 4, |i| {
+    let acme = api.client("acme").await;
+    let ids = seed(&acme, 4, |i| {
         json!({"default_country": if i < 2 { "PL" } else { "DE" }, "default_language": if i % 2 == 0 { "pl" } else { "en" }})
     })
     .await;
     let base = "/users?sort.order=asc&filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL&filters[1][field]=default_language&filters[1][operator]=eq&filters[1][value]=pl";
+    assert_eq!(ids_of(&acme.get(base).await.body), vec![ids[0].clone()]);
     assert_eq!(
-        ids_of(&api.get(base, &token).await.body),
+        ids_of(&acme.get(&format!("{base}&match=all")).await.body),
         vec![ids[0].clone()]
     );
     assert_eq!(
-        ids_of(&api.get(&format!("{base}&match=all"), &token).await.body),
-        vec![ids[0].clone()]
-    );
-    assert_eq!(
-        ids_of(&api.get(&format!("{base}&match=any"), &token).await.body),
+        ids_of(&acme.get(&format!("{base}&match=any")).await.body),
         vec![ids[0].clone(), ids[1].clone(), ids[2].clone()]
     );
 }
@@ -219,9 +193,9 @@ async fn match_any_and_all() {
 #[tokio::test]
 async fn store_filters_agree_with_the_reference_evaluator() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let account = AccountId::parse("acme").unwrap();
-    seed(&api, &token, 24, |i| {
+    seed(&acme, 24, |i| {
         let mut attributes = serde_json::Map::new();
         if i % 3 != 0 {
             attributes.insert(
@@ -270,7 +244,7 @@ async fn store_filters_agree_with_the_reference_evaluator() {
             .filter(|u| parsed.filters.matches(u))
             .map(|u| u.id.to_string())
             .collect();
-        let answer = api.get(&format!("/users?limit=40&{query}"), &token).await;
+        let answer = acme.get(&format!("/users?limit=40&{query}")).await;
         assert_eq!(answer.status, StatusCode::OK, "{query}: {}", answer.text);
         assert_eq!(ids_of(&answer.body), expected, "{query}");
     }
@@ -283,11 +257,7 @@ async fn bulk_seed(
     attributes: impl Fn(usize) -> Value,
 ) -> Vec<String> {
     let users = (0..count)
-        .map(|i| SeedUser {
-            user_id: format!("user-{i:05}"),
-            attributes: serde_json::from_value(attributes(i)).unwrap(),
-            ..SeedUser::default()
-        })
+        .map(|i| NewUser::new(format!("user-{i:05}")).with_attributes(attributes(i)))
         .collect();
     seed_users(&api.store, "acme", users).await
 }
@@ -295,7 +265,7 @@ async fn bulk_seed(
 #[tokio::test]
 async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let n = shared::store::READ_BUDGET + 300;
     let ids = bulk_seed(
         &api,
@@ -305,7 +275,7 @@ async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
     .await;
     let uri =
         "/users?filters[0][field]=default_country&filters[0][operator]=eq&filters[0][value]=PL";
-    let first = api.get(uri, &token).await.body;
+    let first = acme.get(uri).await.body;
     assert_eq!(
         ids_of(&first),
         vec![ids[n - 3].clone()],
@@ -315,14 +285,14 @@ async fn a_sparse_filter_spends_the_read_budget_and_says_where_to_go_on() {
         first["next"].is_string(),
         "the budget ran out before the end: {first}"
     );
-    let all = page_all(&api, &token, uri).await;
+    let all = page_all(&acme, uri).await;
     assert_eq!(all, vec![ids[n - 3].clone(), ids[5].clone()]);
 }
 
 #[tokio::test]
 async fn equality_on_user_id_and_email_is_answered_from_an_index() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let ids = bulk_seed(
         &api,
         300,
@@ -330,24 +300,21 @@ async fn equality_on_user_id_and_email_is_answered_from_an_index() {
     )
     .await;
     let reads_before = api.store.items_read();
-    let by_email = api
-        .get("/users?sort.order=asc&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=user7@example.com", &token)
+    let by_email = acme
+        .get("/users?sort.order=asc&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=user7@example.com")
         .await
         .body;
     assert_eq!(ids_of(&by_email), vec![ids[7].clone(), ids[157].clone()]);
-    let by_user_id = api
-        .get(
-            "/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042",
-            &token,
-        )
+    let by_user_id = acme
+        .get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042")
         .await
         .body;
     assert_eq!(ids_of(&by_user_id), vec![ids[42].clone()]);
     let read = api.store.items_read() - reads_before;
     assert!(read < 20, "index lookups read {read} items");
     // Combined with another filter, the lookup still narrows first.
-    let combined = api
-        .get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042&filters[1][field]=banned&filters[1][operator]=eq&filters[1][value]=true", &token)
+    let combined = acme
+        .get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=user-00042&filters[1][field]=banned&filters[1][operator]=eq&filters[1][value]=true")
         .await
         .body;
     assert_eq!(combined["count"], 0);
@@ -356,16 +323,12 @@ async fn equality_on_user_id_and_email_is_answered_from_an_index() {
 #[tokio::test]
 async fn email_index_follows_updates() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api
-        .create_user(
-            &token,
-            json!({"userId": "u", "attributes": {"default_email": "old@x.io"}}),
-        )
+    let acme = api.client("acme").await;
+    let id = acme
+        .create_user(NewUser::new("u").with("default_email", "old@x.io"))
         .await;
-    api.put(
+    acme.put(
         &format!("/users/{id}"),
-        &token,
         json!({"attributes": {"default_email": "new@x.io"}}),
     )
     .await;
@@ -374,24 +337,23 @@ async fn email_index_follows_updates() {
             "/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]={email}"
         )
     };
-    assert_eq!(api.get(&query("old@x.io"), &token).await.body["count"], 0);
-    assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 1);
-    api.put(
+    assert_eq!(acme.get(&query("old@x.io")).await.body["count"], 0);
+    assert_eq!(acme.get(&query("new@x.io")).await.body["count"], 1);
+    acme.put(
         &format!("/users/{id}"),
-        &token,
         json!({"attributes": {"default_email": null}}),
     )
     .await;
-    assert_eq!(api.get(&query("new@x.io"), &token).await.body["count"], 0);
+    assert_eq!(acme.get(&query("new@x.io")).await.body["count"], 0);
 }
 
 #[tokio::test]
 async fn index_lookups_page_like_the_walk() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let ids = seed(&api, &token, 9, |_| json!({"default_email": "same@x.io"})).await;
+    let acme = api.client("acme").await;
+    let ids = seed(&acme, 9, |_| json!({"default_email": "same@x.io"})).await;
     let uri = "/users?limit=4&filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=same@x.io";
-    let all = page_all(&api, &token, uri).await;
+    let all = page_all(&acme, uri).await;
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
     assert_eq!(all, newest_first);
     let unique: BTreeSet<&String> = all.iter().collect();
@@ -402,19 +364,14 @@ async fn index_lookups_page_like_the_walk() {
 /// ids in creation order.
 async fn seed_members(api: &TestApi, segment: &str) -> Vec<String> {
     let users = (0..150)
-        .map(|i| SeedUser {
-            user_id: format!("user-{i:05}"),
-            attributes: [(
-                "plan".to_owned(),
-                if i % 2 == 0 { "pro" } else { "free" }.to_owned(),
-            )]
-            .into_iter()
-            .collect(),
-            segments: if i % 3 == 0 {
-                vec![segment.parse().unwrap()]
+        .map(|i| {
+            let user = NewUser::new(format!("user-{i:05}"))
+                .with("plan", if i % 2 == 0 { "pro" } else { "free" });
+            if i % 3 == 0 {
+                user.in_segment(segment)
             } else {
-                vec![]
-            },
+                user
+            }
         })
         .collect();
     seed_users(&api.store, "acme", users).await
@@ -430,35 +387,35 @@ fn members_uri(segment: &str, order: &str, more: &str) -> String {
 async fn a_segment_is_paged_in_creation_order_from_its_members_alone() {
     // GIVEN 150 users, 50 of them in a segment
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "vip").await;
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("vip").await;
     let ids = seed_members(&api, &segment).await;
     let members: Vec<String> = ids.iter().step_by(3).cloned().collect();
     let newest_first: Vec<String> = members.iter().rev().cloned().collect();
 
     // WHEN its members are paged, 7 at a time, both ways
     // THEN every member comes once, in order
-    let desc = page_all(&api, &token, &members_uri(&segment, "desc", "")).await;
+    let desc = page_all(&acme, &members_uri(&segment, "desc", "")).await;
     assert_eq!(desc, newest_first);
-    let asc = page_all(&api, &token, &members_uri(&segment, "asc", "")).await;
+    let asc = page_all(&acme, &members_uri(&segment, "asc", "")).await;
     assert_eq!(asc, members);
     // and with a second filter, the members that also pass it
     let pro = "&filters[1][field]=plan&filters[1][operator]=eq&filters[1][value]=pro";
     let pro_members: Vec<String> = ids.iter().step_by(6).rev().cloned().collect();
     assert_eq!(
-        page_all(&api, &token, &members_uri(&segment, "desc", pro)).await,
+        page_all(&acme, &members_uri(&segment, "desc", pro)).await,
         pro_members
     );
 
     // AND a page reads its members and their profiles, not the account:
     // 8 members (one tells that more follow), 8 profiles, the segment, the token.
     let before = api.store.meter();
-    let page = api.get(&members_uri(&segment, "desc", ""), &token).await;
+    let page = acme.get(&members_uri(&segment, "desc", "")).await;
     let spent = api.store.meter() - before;
     assert_eq!(ids_of(&page.body), newest_first[..7]);
     assert_eq!(page.body["next"], newest_first[6].as_str());
     assert!(spent.items_read <= 18, "{spent:?}");
-    // the token, the members, the profiles with the segment
+    // the acme.token(), the members, the profiles with the segment
     assert_eq!(spent.requests, 3, "{spent:?}");
 }
 
@@ -469,8 +426,8 @@ async fn a_segment_from_before_ordered_memberships_is_listed_all_the_same() {
     // GIVEN a segment and memberships as they were stored before memberships
     // carried the creation time (the member's bare id as index sort key)
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "vip").await;
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("vip").await;
     let ids = seed_members(&api, &segment).await;
     let account = AccountId::parse("acme").unwrap();
     let segment_id = segment.parse().unwrap();
@@ -508,8 +465,8 @@ async fn a_segment_from_before_ordered_memberships_is_listed_all_the_same() {
             .unwrap();
     }
     // WHEN its members are paged THEN every member comes once, in order
-    let desc = page_all(&api, &token, &members_uri(&segment, "desc", "")).await;
+    let desc = page_all(&acme, &members_uri(&segment, "desc", "")).await;
     assert_eq!(desc, members.iter().rev().cloned().collect::<Vec<_>>());
-    let asc = page_all(&api, &token, &members_uri(&segment, "asc", "")).await;
+    let asc = page_all(&acme, &members_uri(&segment, "asc", "")).await;
     assert_eq!(asc, members);
 }

@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 use tracing::subscriber::DefaultGuard;
-use users_api_tests::{LogCapture, TestApi};
+use users_api_tests::{LogCapture, NewUser, TestApi};
 
 /// JSON log lines as production writes them, with `rust_log` as `RUST_LOG`,
 /// captured for this test's thread while the guard lives.
@@ -26,31 +26,31 @@ async fn access_logs_name_the_request_but_hold_no_secrets() {
     let (captured, _guard) = capture_logs(Some("trace"));
 
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let secret_value = "s3cr3t-attribute-value";
-    let id = api
-        .create_user(&token, json!({"userId": "secret-user-id", "attributes": {"default_email": "hidden@example.com", "note": secret_value}}))
+    let id = acme
+        .create_user(
+            NewUser::new("secret-user-id")
+                .with("default_email", "hidden@example.com")
+                .with("note", secret_value),
+        )
         .await;
-    api.put(
+    acme.put(
         &format!("/users/{id}"),
-        &token,
         json!({"attributes": {"note": secret_value}}),
     )
     .await;
-    api.get(
-        &format!(
-            "/users?filters[0][field]=note&filters[0][operator]=eq&filters[0][value]={secret_value}"
-        ),
-        &token,
-    )
+    acme.get(&format!(
+        "/users?filters[0][field]=note&filters[0][operator]=eq&filters[0][value]={secret_value}"
+    ))
     .await;
-    api.get("/users/5c486eeebda7873576a379e4", &token).await;
+    acme.get("/users/5c486eeebda7873576a379e4").await;
     api.call(http::Method::GET, "/users", Some("uat_wrong-token"), None)
         .await;
 
     let text = captured.text();
     for secret in [
-        token.as_str(),
+        acme.token(),
         secret_value,
         "hidden@example.com",
         "secret-user-id",
@@ -84,16 +84,14 @@ async fn a_failure_is_logged_once_on_its_requests_line() {
 
     // GIVEN an API whose database does not answer (nothing listens there)
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let gone = shared::store::Store::new(
         shared::engine::local_client("http://127.0.0.1:9"),
         api.store.table().to_owned(),
     );
-    let api = api.on_store(gone);
+    let acme = acme.on(&api.on_store(gone));
     // WHEN a request meets it
-    let answer = api
-        .call(http::Method::GET, "/users", Some(&token), None)
-        .await;
+    let answer = acme.get("/users").await;
     assert_eq!(answer.status, 503);
 
     // THEN its one line says why, at warn, and no other line does

@@ -1,16 +1,13 @@
 //! Segments: the `/segments` resource and `/users/{id}/segments`.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
 use http::StatusCode;
-use serde_json::{Value, json};
-use users_api_tests::{
-    SeedUser, TestApi, assert_error, error_fields, ids_of, seed_users, segment_counts,
-};
+use serde_json::json;
+use users_api_tests::{Client, NewUser, TestApi, assert_error, error_fields, ids_of};
 
-async fn user_segments(api: &TestApi, token: &str, user: &str) -> BTreeSet<String> {
-    let details = api.get(&format!("/users/{user}"), token).await;
+async fn user_segments(client: &Client, user: &str) -> BTreeSet<String> {
+    let details = client.get(&format!("/users/{user}")).await;
     assert_eq!(details.status, StatusCode::OK, "{}", details.text);
     details.body["segments"]
         .as_array()
@@ -20,56 +17,46 @@ async fn user_segments(api: &TestApi, token: &str, user: &str) -> BTreeSet<Strin
         .collect()
 }
 
-fn new_user(user_id: &str) -> Value {
-    json!({"userId": user_id, "attributes": {"default_name": user_id}})
+fn new_user(user_id: &str) -> NewUser {
+    NewUser::new(user_id).with("default_name", user_id)
 }
 
 #[tokio::test]
 async fn segments_are_created_listed_oldest_first_renamed_and_deleted() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let leads = api.create_segment(&token, "Leads").await;
-    let vip = api.create_segment(&token, "VIP").await;
-    let list = api.get("/segments", &token).await.body;
+    let acme = api.client("acme").await;
+    let leads = acme.create_segment("Leads").await;
+    let vip = acme.create_segment("VIP").await;
+    let list = acme.get("/segments").await.body;
     assert_eq!(list[0]["id"], leads);
     assert_eq!(list[0]["name"], "Leads");
     assert_eq!(list[0]["users"], 0);
     assert!(list[0]["createdAt"].as_str().unwrap().ends_with('Z'));
     assert_eq!(list[1]["id"], vip);
-    let answer = api
-        .put(&format!("/segments/{vip}"), &token, json!({"name": "Gold"}))
+    let answer = acme
+        .put(&format!("/segments/{vip}"), json!({"name": "Gold"}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["id"], vip);
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("Leads".to_owned(), 0), ("Gold".to_owned(), 0)]
     );
     // The old name is free again; the new one is taken.
-    api.create_segment(&token, "VIP").await;
-    assert_error(
-        &api.post("/segments", &token, json!({"name": "Gold"})).await,
-        409,
-    );
-    let answer = api.delete(&format!("/segments/{leads}"), &token).await;
+    acme.create_segment("VIP").await;
+    assert_error(&acme.post("/segments", json!({"name": "Gold"})).await, 409);
+    let answer = acme.delete(&format!("/segments/{leads}")).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["id"], leads);
+    assert_error(&acme.delete(&format!("/segments/{leads}")).await, 404);
     assert_error(
-        &api.delete(&format!("/segments/{leads}"), &token).await,
-        404,
-    );
-    assert_error(
-        &api.put(&format!("/segments/{leads}"), &token, json!({"name": "x"}))
+        &acme
+            .put(&format!("/segments/{leads}"), json!({"name": "x"}))
             .await,
         404,
     );
     assert_eq!(
-        api.get("/segments", &token)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
+        acme.get("/segments").await.body.as_array().unwrap().len(),
         2
     );
 }
@@ -77,15 +64,13 @@ async fn segments_are_created_listed_oldest_first_renamed_and_deleted() {
 #[tokio::test]
 async fn segment_names_are_unique_per_account_and_validated() {
     let api = TestApi::new().await;
-    let alice = api.token("alice").await;
-    let bob = api.token("bob").await;
-    let first = api.create_segment(&alice, "Leads").await;
-    let answer = api
-        .post("/segments", &alice, json!({"name": "Leads"}))
-        .await;
+    let alice = api.client("alice").await;
+    let bob = api.client("bob").await;
+    let first = alice.create_segment("Leads").await;
+    let answer = alice.post("/segments", json!({"name": "Leads"})).await;
     assert_error(&answer, 409);
     assert_eq!(answer.body["id"], first);
-    api.create_segment(&bob, "Leads").await;
+    bob.create_segment("Leads").await;
     for (body, field) in [
         (json!({}), "name"),
         (json!({"name": ""}), "name"),
@@ -93,144 +78,121 @@ async fn segment_names_are_unique_per_account_and_validated() {
         (json!({"name": 3}), "name"),
         (json!({"name": "a", "x": 1}), "x"),
     ] {
-        let answer = api.post("/segments", &alice, body).await;
+        let answer = alice.post("/segments", body).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), [field]);
     }
-    let other = api.create_segment(&alice, "Other").await;
+    let other = alice.create_segment("Other").await;
     assert_error(
-        &api.put(
-            &format!("/segments/{other}"),
-            &alice,
-            json!({"name": "Leads"}),
-        )
-        .await,
+        &alice
+            .put(&format!("/segments/{other}"), json!({"name": "Leads"}))
+            .await,
         409,
     );
     assert_eq!(
-        api.get("/segments", &alice)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
+        alice.get("/segments").await.body.as_array().unwrap().len(),
         2
     );
     // Bob sees only his own segment and cannot touch Alice's.
-    assert_eq!(
-        api.get("/segments", &bob)
-            .await
-            .body
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(bob.get("/segments").await.body.as_array().unwrap().len(), 1);
     assert_error(
-        &api.put(&format!("/segments/{first}"), &bob, json!({"name": "Mine"}))
+        &bob.put(&format!("/segments/{first}"), json!({"name": "Mine"}))
             .await,
         404,
     );
-    assert_error(&api.delete(&format!("/segments/{first}"), &bob).await, 404);
+    assert_error(&bob.delete(&format!("/segments/{first}")).await, 404);
 }
 
 #[tokio::test]
 async fn add_replace_and_remove_keep_counts_exact() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let a = api.create_segment(&token, "A").await;
-    let b = api.create_segment(&token, "B").await;
-    let c = api.create_segment(&token, "C").await;
-    let user = api.create_user(&token, new_user("u1")).await;
+    let acme = api.client("acme").await;
+    let a = acme.create_segment("A").await;
+    let b = acme.create_segment("B").await;
+    let c = acme.create_segment("C").await;
+    let user = acme.create_user(new_user("u1")).await;
     let uri = format!("/users/{user}/segments");
 
-    let answer = api.post(&uri, &token, json!([a, b])).await;
+    let answer = acme.post(&uri, json!([a, b])).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["id"], user);
     // Adding again is fine and counts nothing twice.
-    api.post(&uri, &token, json!([a])).await;
+    acme.post(&uri, json!([a])).await;
     assert_eq!(
-        user_segments(&api, &token, &user).await,
+        user_segments(&acme, &user).await,
         BTreeSet::from([a.clone(), b.clone()])
     );
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("A".into(), 1), ("B".into(), 1), ("C".into(), 0)]
     );
 
-    api.put(&uri, &token, json!([b, c])).await;
+    acme.put(&uri, json!([b, c])).await;
     assert_eq!(
-        user_segments(&api, &token, &user).await,
+        user_segments(&acme, &user).await,
         BTreeSet::from([b.clone(), c.clone()])
     );
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("A".into(), 0), ("B".into(), 1), ("C".into(), 1)]
     );
 
     // Removing an absent id is fine.
-    api.call(
-        http::Method::DELETE,
-        &uri,
-        Some(&token),
-        Some(json!([c, a])),
-    )
-    .await;
+    acme.call(http::Method::DELETE, &uri, Some(json!([c, a])))
+        .await;
     assert_eq!(
-        user_segments(&api, &token, &user).await,
+        user_segments(&acme, &user).await,
         BTreeSet::from([b.clone()])
     );
     assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("A".into(), 0), ("B".into(), 1), ("C".into(), 0)]
     );
 
     // PUT [] clears.
+    assert_eq!(acme.put(&uri, json!([])).await.status, StatusCode::OK);
+    assert!(user_segments(&acme, &user).await.is_empty());
     assert_eq!(
-        api.put(&uri, &token, json!([])).await.status,
-        StatusCode::OK
-    );
-    assert!(user_segments(&api, &token, &user).await.is_empty());
-    assert_eq!(
-        segment_counts(&api, &token).await,
+        acme.segment_counts().await,
         [("A".into(), 0), ("B".into(), 0), ("C".into(), 0)]
     );
-    let details = api.get(&format!("/users/{user}"), &token).await.body;
+    let details = acme.get(&format!("/users/{user}")).await.body;
     assert_eq!(details["segments"], json!([]));
 }
 
 #[tokio::test]
 async fn details_name_the_segments() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let leads = api.create_segment(&token, "Leads").await;
-    let user = api
-        .create_user(
-            &token,
+    let acme = api.client("acme").await;
+    let leads = acme.create_segment("Leads").await;
+    // `segments` may be one id rather than an array.
+    let created = acme
+        .post(
+            "/users",
             json!({"userId": "u", "attributes": {"a": "1"}, "segments": leads}),
         )
         .await;
-    let details = api.get(&format!("/users/{user}"), &token).await.body;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text);
+    let user = created.body[0]["id"].as_str().unwrap();
+    let details = acme.get(&format!("/users/{user}")).await.body;
     assert_eq!(details["segments"], json!([{"id": leads, "name": "Leads"}]));
-    assert_eq!(segment_counts(&api, &token).await, [("Leads".into(), 1)]);
+    assert_eq!(acme.segment_counts().await, [("Leads".into(), 1)]);
 }
 
 #[tokio::test]
 async fn unknown_segment_ids_are_400_naming_them_and_change_nothing() {
     let api = TestApi::new().await;
-    let alice = api.token("alice").await;
-    let bob = api.token("bob").await;
-    let mine = api.create_segment(&alice, "Mine").await;
-    let bobs = api.create_segment(&bob, "Bob's").await;
-    let user = api.create_user(&alice, new_user("u")).await;
+    let alice = api.client("alice").await;
+    let bob = api.client("bob").await;
+    let mine = alice.create_segment("Mine").await;
+    let bobs = bob.create_segment("Bob's").await;
+    let user = alice.create_user(new_user("u")).await;
     let uri = format!("/users/{user}/segments");
-    api.post(&uri, &alice, json!([mine])).await;
+    alice.post(&uri, json!([mine])).await;
     let missing = "5c486eeebda7873576a379e4";
     for method in [http::Method::POST, http::Method::PUT, http::Method::DELETE] {
         for body in [json!([mine, missing]), json!([bobs])] {
-            let answer = api
-                .call(method.clone(), &uri, Some(&alice), Some(body.clone()))
-                .await;
+            let answer = alice.call(method.clone(), &uri, Some(body.clone())).await;
             assert_error(&answer, 400);
             let unknown = if body.to_string().contains(missing) {
                 missing
@@ -246,11 +208,11 @@ async fn unknown_segment_ids_are_400_naming_them_and_change_nothing() {
         }
     }
     assert_eq!(
-        user_segments(&api, &alice, &user).await,
+        user_segments(&alice, &user).await,
         BTreeSet::from([mine.clone()])
     );
-    assert_eq!(segment_counts(&api, &alice).await, [("Mine".into(), 1)]);
-    assert_eq!(segment_counts(&api, &bob).await, [("Bob's".into(), 0)]);
+    assert_eq!(alice.segment_counts().await, [("Mine".into(), 1)]);
+    assert_eq!(bob.segment_counts().await, [("Bob's".into(), 0)]);
     // Bad bodies.
     for body in [
         json!([]),
@@ -258,31 +220,30 @@ async fn unknown_segment_ids_are_400_naming_them_and_change_nothing() {
         json!(["nope"]),
         json!({"ids": [mine]}),
     ] {
-        assert_error(&api.post(&uri, &alice, body).await, 400);
+        assert_error(&alice.post(&uri, body).await, 400);
     }
-    let answer = api.post(&uri, &alice, json!([mine, "nope"])).await;
+    let answer = alice.post(&uri, json!([mine, "nope"])).await;
     assert_eq!(error_fields(&answer), ["1"]);
     // Another account's user is 404.
-    assert_error(&api.post(&uri, &bob, json!([bobs])).await, 404);
+    assert_error(&bob.post(&uri, json!([bobs])).await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ten_concurrent_adds_on_one_user_all_land() {
-    let api = Arc::new(TestApi::new().await);
-    let token = api.token("acme").await;
-    let user = api.create_user(&token, new_user("busy")).await;
+    let api = TestApi::new().await;
+    let acme = api.client("acme").await;
+    let user = acme.create_user(new_user("busy")).await;
     let mut segments = Vec::new();
     for i in 0..10 {
-        segments.push(api.create_segment(&token, &format!("S{i}")).await);
+        segments.push(acme.create_segment(&format!("S{i}")).await);
     }
     let tasks: Vec<_> = segments
         .iter()
         .cloned()
         .map(|segment| {
-            let api = api.clone();
-            let token = token.clone();
+            let acme = acme.clone();
             let uri = format!("/users/{user}/segments");
-            tokio::spawn(async move { api.post(&uri, &token, json!([segment])).await })
+            tokio::spawn(async move { acme.post(&uri, json!([segment])).await })
         })
         .collect();
     for task in tasks {
@@ -290,11 +251,11 @@ async fn ten_concurrent_adds_on_one_user_all_land() {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     }
     assert_eq!(
-        user_segments(&api, &token, &user).await,
+        user_segments(&acme, &user).await,
         segments.iter().cloned().collect::<BTreeSet<_>>()
     );
     assert!(
-        segment_counts(&api, &token)
+        acme.segment_counts()
             .await
             .iter()
             .all(|(_, count)| *count == 1)
@@ -303,26 +264,21 @@ async fn ten_concurrent_adds_on_one_user_all_land() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_adds_and_removes_lose_nothing() {
-    let api = Arc::new(TestApi::new().await);
-    let token = api.token("acme").await;
-    let user = api.create_user(&token, new_user("busy")).await;
+    let api = TestApi::new().await;
+    let acme = api.client("acme").await;
+    let user = acme.create_user(new_user("busy")).await;
     let mut segments = Vec::new();
     for i in 0..8 {
-        segments.push(api.create_segment(&token, &format!("S{i}")).await);
+        segments.push(acme.create_segment(&format!("S{i}")).await);
     }
-    api.post(
-        &format!("/users/{user}/segments"),
-        &token,
-        json!(segments[..4]),
-    )
-    .await;
+    acme.post(&format!("/users/{user}/segments"), json!(segments[..4]))
+        .await;
     // Remove the first four while adding the last four, all at once.
     let tasks: Vec<_> = segments
         .iter()
         .enumerate()
         .map(|(i, segment)| {
-            let api = api.clone();
-            let token = token.clone();
+            let acme = acme.clone();
             let uri = format!("/users/{user}/segments");
             let method = if i < 4 {
                 http::Method::DELETE
@@ -330,17 +286,17 @@ async fn concurrent_adds_and_removes_lose_nothing() {
                 http::Method::POST
             };
             let body = json!([segment]);
-            tokio::spawn(async move { api.call(method, &uri, Some(&token), Some(body)).await })
+            tokio::spawn(async move { acme.call(method, &uri, Some(body)).await })
         })
         .collect();
     for task in tasks {
         assert_eq!(task.await.unwrap().status, StatusCode::OK);
     }
     assert_eq!(
-        user_segments(&api, &token, &user).await,
+        user_segments(&acme, &user).await,
         segments[4..].iter().cloned().collect::<BTreeSet<_>>()
     );
-    let counts = segment_counts(&api, &token).await;
+    let counts = acme.segment_counts().await;
     assert_eq!(
         counts.iter().map(|(_, c)| *c).collect::<Vec<_>>(),
         [0, 0, 0, 0, 1, 1, 1, 1]
@@ -350,78 +306,75 @@ async fn concurrent_adds_and_removes_lose_nothing() {
 #[tokio::test]
 async fn deleting_a_segment_takes_it_out_of_every_member() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let doomed = api.create_segment(&token, "Doomed").await;
-    let kept = api.create_segment(&token, "Kept").await;
+    let acme = api.client("acme").await;
+    let doomed = acme.create_segment("Doomed").await;
+    let kept = acme.create_segment("Kept").await;
     let mut members = Vec::new();
     for i in 0..5 {
-        let user = api.create_user(&token, json!({"userId": format!("m{i}"), "attributes": {"a": "1"}, "segments": [doomed, kept]})).await;
+        let user = acme
+            .create_user(
+                NewUser::new(format!("m{i}"))
+                    .with("a", "1")
+                    .in_segment(&doomed)
+                    .in_segment(&kept),
+            )
+            .await;
         members.push(user);
     }
     assert_eq!(
-        api.delete(&format!("/segments/{doomed}"), &token)
-            .await
-            .status,
+        acme.delete(&format!("/segments/{doomed}")).await.status,
         StatusCode::OK
     );
     for user in &members {
         assert_eq!(
-            user_segments(&api, &token, user).await,
+            user_segments(&acme, user).await,
             BTreeSet::from([kept.clone()])
         );
     }
-    assert_eq!(segment_counts(&api, &token).await, [("Kept".into(), 5)]);
+    assert_eq!(acme.segment_counts().await, [("Kept".into(), 5)]);
     let filter = format!(
         "/users?filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={doomed}"
     );
-    assert_eq!(api.get(&filter, &token).await.body["count"], 0);
+    assert_eq!(acme.get(&filter).await.body["count"], 0);
     // The name is free again.
-    api.create_segment(&token, "Doomed").await;
+    acme.create_segment("Doomed").await;
 }
 
 #[tokio::test]
 async fn deleting_a_user_gives_back_its_memberships() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "S").await;
-    let user = api
-        .create_user(
-            &token,
-            json!({"userId": "u", "attributes": {"a": "1"}, "segments": [segment]}),
-        )
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("S").await;
+    let user = acme
+        .create_user(NewUser::new("u").with("a", "1").in_segment(&segment))
         .await;
-    api.create_user(
-        &token,
-        json!({"userId": "v", "attributes": {"a": "1"}, "segments": [segment]}),
-    )
-    .await;
-    assert_eq!(segment_counts(&api, &token).await, [("S".into(), 2)]);
-    api.delete(&format!("/users/{user}"), &token).await;
-    assert_eq!(segment_counts(&api, &token).await, [("S".into(), 1)]);
+    acme.create_user(NewUser::new("v").with("a", "1").in_segment(&segment))
+        .await;
+    assert_eq!(acme.segment_counts().await, [("S".into(), 2)]);
+    acme.delete(&format!("/users/{user}")).await;
+    assert_eq!(acme.segment_counts().await, [("S".into(), 1)]);
     let filter = format!(
         "/users?filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"
     );
-    assert_eq!(api.get(&filter, &token).await.body["count"], 1);
+    assert_eq!(acme.get(&filter).await.body["count"], 1);
 }
 
 #[tokio::test]
 async fn the_segment_filter_reads_the_members_index_not_the_account() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "Ten").await;
-    let segment_id: shared::model::ObjectId = segment.parse().unwrap();
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("Ten").await;
     let users = (0..2_000)
-        .map(|n| users_api_tests::SeedUser {
-            user_id: format!("u{n}"),
-            attributes: [("a".to_owned(), "1".to_owned())].into(),
-            segments: if n % 200 == 7 {
-                vec![segment_id]
+        .map(|n| {
+            let user = NewUser::new(format!("u{n}")).with("a", "1");
+            if n % 200 == 7 {
+                user.in_segment(&segment)
             } else {
-                vec![]
-            },
+                user
+            }
         })
         .collect();
-    let ids = users_api_tests::seed_users(&api.store, "acme", users).await;
+    let ids = acme.seed_users(users).await;
     let members: Vec<String> = ids
         .iter()
         .enumerate()
@@ -430,8 +383,8 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
         .collect();
     assert_eq!(members.len(), 10);
     let before = api.store.items_read();
-    let answer = api
-        .get(&format!("/users?sort.order=asc&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"), &token)
+    let answer = acme
+        .get(&format!("/users?sort.order=asc&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"))
         .await;
     let read = api.store.items_read() - before;
     assert_eq!(answer.body["count"], 10, "{}", answer.text);
@@ -447,8 +400,8 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
         "a 10-member segment in a 2,000-user account read {read} items"
     );
     // ne / exists / notExists are answered by the walk and agree.
-    let not_member = api
-        .get(&format!("/users?limit=40&filters[0][field]=segments&filters[0][operator]=ne&filters[0][value]={segment}"), &token)
+    let not_member = acme
+        .get(&format!("/users?limit=40&filters[0][field]=segments&filters[0][operator]=ne&filters[0][value]={segment}"))
         .await;
     assert!(
         not_member.body["data"]
@@ -463,7 +416,7 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
         "/users?limit=40&sort.order=asc&filters[0][field]=segments&filters[0][operator]=exists"
             .to_owned();
     loop {
-        let page = api.get(&uri, &token).await.body;
+        let page = acme.get(&uri).await.body;
         in_any.extend(
             page["data"]
                 .as_array()
@@ -486,17 +439,15 @@ async fn the_segment_filter_reads_the_members_index_not_the_account() {
 #[tokio::test]
 async fn a_delete_racing_a_rename_never_answers_404_and_leaves_no_name_taken() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     for round in 0..5 {
         let old = format!("Old {round}");
         let new = format!("New {round}");
-        let segment = api.create_segment(&token, &old).await;
+        let segment = acme.create_segment(&old).await;
         // WHEN a rename and a delete of the segment race
         let uri = format!("/segments/{segment}");
-        let (renamed, deleted) = tokio::join!(
-            api.put(&uri, &token, json!({ "name": new })),
-            api.delete(&uri, &token),
-        );
+        let (renamed, deleted) =
+            tokio::join!(acme.put(&uri, json!({ "name": new })), acme.delete(&uri),);
         // THEN the delete, which found the segment, never answers 404
         assert_eq!(deleted.status, StatusCode::OK, "{}", deleted.text);
         assert!(
@@ -505,8 +456,8 @@ async fn a_delete_racing_a_rename_never_answers_404_and_leaves_no_name_taken() {
             renamed.text
         );
         // AND neither name stays taken by the deleted segment
-        api.create_segment(&token, &old).await;
-        api.create_segment(&token, &new).await;
+        acme.create_segment(&old).await;
+        acme.create_segment(&new).await;
     }
 }
 
@@ -514,56 +465,46 @@ async fn a_delete_racing_a_rename_never_answers_404_and_leaves_no_name_taken() {
 async fn adding_a_segment_reads_the_segment_and_the_profile_then_writes_once() {
     // GIVEN a user and a segment
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let user = api
-        .create_user(
-            &token,
-            json!({"userId": "u-1", "attributes": {"plan": "pro"}}),
-        )
+    let acme = api.client("acme").await;
+    let user = acme
+        .create_user(NewUser::new("u-1").with("plan", "pro"))
         .await;
-    let segment = api.create_segment(&token, "vip").await;
+    let segment = acme.create_segment("vip").await;
     // WHEN the user is added to it
     let before = api.store.meter();
-    let answer = api
-        .post(&format!("/users/{user}/segments"), &token, json!([segment]))
+    let answer = acme
+        .post(&format!("/users/{user}/segments"), json!([segment]))
         .await;
     let spent = api.store.meter() - before;
-    // THEN: the token, the segment, the profile, one transaction; no second
+    // THEN: the acme.token(), the segment, the profile, one transaction; no second
     // pass once the transaction has done everything.
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(spent.requests, 4, "{spent:?}");
-    assert_eq!(
-        segment_counts(&api, &token).await,
-        vec![("vip".to_owned(), 1)]
-    );
+    assert_eq!(acme.segment_counts().await, vec![("vip".to_owned(), 1)]);
 }
 
 #[tokio::test]
 async fn a_large_segment_is_paged_by_its_members_not_by_the_account() {
     // GIVEN a segment with more members than one request may read
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let segment = api.create_segment(&token, "big").await;
+    let acme = api.client("acme").await;
+    let segment = acme.create_segment("big").await;
     let members = shared::store::READ_BUDGET + 100;
     let users = (0..2 * members)
-        .map(|i| SeedUser {
-            user_id: format!("user-{i:05}"),
-            segments: if i % 2 == 0 {
-                vec![segment.parse().unwrap()]
+        .map(|i| {
+            let user = NewUser::new(format!("user-{i:05}"));
+            if i % 2 == 0 {
+                user.in_segment(&segment)
             } else {
-                vec![]
-            },
-            ..SeedUser::default()
+                user
+            }
         })
         .collect();
-    let ids = seed_users(&api.store, "acme", users).await;
+    let ids = acme.seed_users(users).await;
     // WHEN the first page of its members is listed
     let before = api.store.items_read();
-    let page = api
-        .get(
-            &format!("/users?limit=20&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"),
-            &token,
-        )
+    let page = acme
+        .get(&format!("/users?limit=20&filters[0][field]=segments&filters[0][operator]=eq&filters[0][value]={segment}"))
         .await;
     let read = api.store.items_read() - before;
     // THEN it holds the 20 newest members, and what was read is 21 members

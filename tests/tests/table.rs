@@ -9,9 +9,8 @@ use aws_sdk_dynamodb::types::{
 };
 use http::StatusCode;
 use serde_json::json;
-use shared::model::AccountId;
 use shared::store::{Store, keys};
-use users_api_tests::{TestApi, ids_of};
+use users_api_tests::{NewUser, TestApi, ids_of};
 
 fn key(name: &str, kind: KeyType) -> KeySchemaElement {
     KeySchemaElement::builder()
@@ -87,20 +86,11 @@ async fn a_table_from_before_the_slim_indexes_gains_them_and_keeps_its_users() {
         .expect("the old table is created");
     let old = Store::new(client, table.as_str());
     // The token and users are written before the new indexes exist.
-    let old_api = api.on_store(old.clone());
-    let token = old
-        .create_token(&AccountId::parse("acme").unwrap())
-        .await
-        .unwrap();
+    let acme = api.on_store(old.clone()).client("acme").await;
     let mut ids = Vec::new();
     for i in 0..3 {
-        let answer = old_api
-            .post(
-                "/users",
-                &token,
-                json!({"userId": format!("u{i}"), "attributes": {"default_email": format!("u{i}@example.com")}}),
-            )
-            .await;
+        let user = NewUser::new(format!("u{i}")).with("default_email", format!("u{i}@example.com"));
+        let answer = acme.post("/users", user.json()).await;
         // Writing needs no index; the answer is the created user.
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
         ids.push(answer.body[0]["id"].as_str().unwrap().to_owned());
@@ -129,14 +119,11 @@ async fn a_table_from_before_the_slim_indexes_gains_them_and_keeps_its_users() {
     for index in keys::INDEXES {
         assert!(names.contains(&index.name), "{} in {names:?}", index.name);
     }
-    let listed = old_api.get("/users?sort.order=asc", &token).await;
+    let listed = acme.get("/users?sort.order=asc").await;
     assert_eq!(listed.status, StatusCode::OK, "{}", listed.text);
     assert_eq!(ids_of(&listed.body), ids);
-    let by_email = old_api
-        .get(
-            "/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=u1@example.com",
-            &token,
-        )
+    let by_email = acme
+        .get("/users?filters[0][field]=default_email&filters[0][operator]=eq&filters[0][value]=u1@example.com")
         .await;
     assert_eq!(ids_of(&by_email.body), [ids[1].clone()]);
     // AND starting again changes nothing

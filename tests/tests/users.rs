@@ -4,25 +4,25 @@ use std::collections::BTreeSet;
 
 use http::StatusCode;
 use serde_json::{Value, json};
-use users_api_tests::{TestApi, assert_error, error_fields};
+use users_api_tests::{Client, NewUser, TestApi, assert_error, error_fields};
 
-fn user(user_id: &str) -> Value {
-    json!({"userId": user_id, "attributes": {"default_name": format!("Name {user_id}")}})
+fn user(user_id: &str) -> NewUser {
+    NewUser::new(user_id).with("default_name", format!("Name {user_id}"))
 }
 
 #[tokio::test]
 async fn create_answers_an_array_of_envelopes_and_details_show_the_user() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let answer = api
-        .post("/users", &token, json!({"userId": "u-1", "attributes": {"default_name": "Joe", "default_email": "joe@doe.com", "plan": "pro"}}))
+    let acme = api.client("acme").await;
+    let answer = acme
+        .post("/users", json!({"userId": "u-1", "attributes": {"default_name": "Joe", "default_email": "joe@doe.com", "plan": "pro"}}))
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let id = answer.body[0]["id"].as_str().unwrap();
     assert_eq!(id.len(), 24);
     assert_eq!(answer.body.as_array().unwrap().len(), 1);
 
-    let details = api.get(&format!("/users/{id}"), &token).await;
+    let details = acme.get(&format!("/users/{id}")).await;
     assert_eq!(details.status, StatusCode::OK);
     let body = &details.body;
     assert_eq!(body["id"], id);
@@ -55,11 +55,11 @@ async fn create_answers_an_array_of_envelopes_and_details_show_the_user() {
 #[tokio::test]
 async fn user_id_defaults_to_a_uuid_when_an_email_is_given() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api
-        .create_user(&token, json!({"attributes": {"default_email": "a@b.c"}}))
+    let acme = api.client("acme").await;
+    let id = acme
+        .create_user(NewUser::without_user_id().with("default_email", "a@b.c"))
         .await;
-    let details = api.get(&format!("/users/{id}"), &token).await;
+    let details = acme.get(&format!("/users/{id}")).await;
     let user_id = details.body["userId"].as_str().unwrap();
     assert_eq!(user_id.len(), 36);
     assert_eq!(&user_id[14..15], "4");
@@ -68,9 +68,9 @@ async fn user_id_defaults_to_a_uuid_when_an_email_is_given() {
 #[tokio::test]
 async fn invalid_users_are_400_naming_every_field_and_store_nothing() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let answer = api
-        .post("/users", &token, json!({"userId": "", "attributes": {"default_colour": "red", "default_email": "nope"}, "extra": 1}))
+    let acme = api.client("acme").await;
+    let answer = acme
+        .post("/users", json!({"userId": "", "attributes": {"default_colour": "red", "default_email": "nope"}, "extra": 1}))
         .await;
     assert_error(&answer, 400);
     let mut fields = error_fields(&answer);
@@ -85,47 +85,42 @@ async fn invalid_users_are_400_naming_every_field_and_store_nothing() {
         ]
     );
     assert!(answer.body.get("id").is_none());
-    let answer = api
-        .post(
-            "/users",
-            &token,
-            json!({"attributes": {"default_name": "x"}}),
-        )
+    let answer = acme
+        .post("/users", json!({"attributes": {"default_name": "x"}}))
         .await;
     assert_eq!(error_fields(&answer), ["userId"]);
-    let answer = api
-        .post("/users", &token, json!({"userId": "u", "attributes": {}}))
+    let answer = acme
+        .post("/users", json!({"userId": "u", "attributes": {}}))
         .await;
     assert_eq!(error_fields(&answer), ["attributes"]);
-    let answer = api.post("/users", &token, json!("u")).await;
+    let answer = acme.post("/users", json!("u")).await;
     assert_error(&answer, 400);
-    let answer = api.post("/users", &token, json!({"userId": "u", "attributes": {"a": "1"}, "segments": ["5c486eeebda7873576a379e4"]})).await;
+    let answer = acme.post("/users", json!({"userId": "u", "attributes": {"a": "1"}, "segments": ["5c486eeebda7873576a379e4"]})).await;
     assert_error(&answer, 400);
     assert!(answer.text.contains("5c486eeebda7873576a379e4"));
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
 }
 
 #[tokio::test]
 async fn a_taken_user_id_is_409_naming_the_existing_user() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let first = api.create_user(&token, user("dup")).await;
-    let answer = api.post("/users", &token, user("dup")).await;
+    let acme = api.client("acme").await;
+    let first = acme.create_user(user("dup")).await;
+    let answer = acme.post("/users", user("dup").json()).await;
     assert_error(&answer, 409);
     assert_eq!(answer.body["id"], first);
-    assert_eq!(api.get("/users", &token).await.body["count"], 1);
+    assert_eq!(acme.get("/users").await.body["count"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_with_one_user_id_make_exactly_one_user() {
-    let api = std::sync::Arc::new(TestApi::new().await);
-    let token = api.token("acme").await;
+    let api = TestApi::new().await;
+    let acme = api.client("acme").await;
     let mut tasks = Vec::new();
     for _ in 0..8 {
-        let api = api.clone();
-        let token = token.clone();
+        let acme = acme.clone();
         tasks.push(tokio::spawn(async move {
-            api.post("/users", &token, user("racer")).await
+            acme.post("/users", user("racer").json()).await
         }));
     }
     let mut created = Vec::new();
@@ -144,31 +139,34 @@ async fn concurrent_creates_with_one_user_id_make_exactly_one_user() {
         conflicts.iter().all(|id| *id == created[0]),
         "every 409 names the winner"
     );
-    let list = api.get("/users", &token).await;
+    let list = acme.get("/users").await;
     assert_eq!(list.body["count"], 1);
 }
 
 #[tokio::test]
 async fn bulk_create_answers_200_when_all_succeed() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let answer = api
-        .post("/users", &token, json!([user("a"), user("b"), user("c")]))
+    let acme = api.client("acme").await;
+    let answer = acme
+        .post(
+            "/users",
+            json!([user("a").json(), user("b").json(), user("c").json()]),
+        )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     let envelopes = answer.body.as_array().unwrap();
     assert_eq!(envelopes.len(), 3);
     assert!(envelopes.iter().all(|e| e["status"]["code"] == 200));
-    assert_eq!(api.get("/users", &token).await.body["count"], 3);
+    assert_eq!(acme.get("/users").await.body["count"], 3);
 }
 
 #[tokio::test]
 async fn bulk_create_answers_207_with_each_elements_status_and_keeps_the_good_ones() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let existing = api.create_user(&token, user("taken")).await;
-    let answer = api
-        .post("/users", &token, json!([user("ok-1"), {"userId": "bad", "attributes": {"default_x": "1"}}, user("taken"), user("ok-2")]))
+    let acme = api.client("acme").await;
+    let existing = acme.create_user(user("taken")).await;
+    let answer = acme
+        .post("/users", json!([user("ok-1").json(), {"userId": "bad", "attributes": {"default_x": "1"}}, user("taken").json(), user("ok-2").json()]))
         .await;
     assert_eq!(answer.status, StatusCode::MULTI_STATUS, "{}", answer.text);
     let envelopes = answer.body.as_array().unwrap();
@@ -183,20 +181,20 @@ async fn bulk_create_answers_207_with_each_elements_status_and_keeps_the_good_on
     );
     assert_eq!(envelopes[2]["id"], existing);
     assert_eq!(envelopes[1]["status"]["type"], "error");
-    assert_eq!(api.get("/users", &token).await.body["count"], 3);
+    assert_eq!(acme.get("/users").await.body["count"], 3);
 }
 
 #[tokio::test]
 async fn bulk_bodies_hold_1_to_100_users() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    assert_error(&api.post("/users", &token, json!([])).await, 400);
-    let too_many: Vec<Value> = (0..101).map(|i| user(&format!("u{i}"))).collect();
-    assert_error(&api.post("/users", &token, json!(too_many)).await, 400);
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
-    let hundred: Vec<Value> = (0..100).map(|i| user(&format!("u{i}"))).collect();
+    let acme = api.client("acme").await;
+    assert_error(&acme.post("/users", json!([])).await, 400);
+    let too_many: Vec<Value> = (0..101).map(|i| user(&format!("u{i}")).json()).collect();
+    assert_error(&acme.post("/users", json!(too_many)).await, 400);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
+    let hundred: Vec<Value> = (0..100).map(|i| user(&format!("u{i}")).json()).collect();
     assert_eq!(
-        api.post("/users", &token, json!(hundred)).await.status,
+        acme.post("/users", json!(hundred)).await.status,
         StatusCode::OK
     );
 }
@@ -204,22 +202,26 @@ async fn bulk_bodies_hold_1_to_100_users() {
 #[tokio::test]
 async fn update_sets_unsets_and_leaves_other_keys_alone() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api
-        .create_user(&token, json!({"userId": "u", "attributes": {"default_name": "Joe", "default_city": "Paris", "plan": "free"}}))
+    let acme = api.client("acme").await;
+    let id = acme
+        .create_user(
+            NewUser::new("u")
+                .with("default_name", "Joe")
+                .with("default_city", "Paris")
+                .with("plan", "free"),
+        )
         .await;
-    let before = api.get(&format!("/users/{id}"), &token).await.body;
-    let answer = api
+    let before = acme.get(&format!("/users/{id}")).await.body;
+    let answer = acme
         .put(
             &format!("/users/{id}"),
-            &token,
             json!({"attributes": {"default_city": null, "plan": "pro", "team": "a"}}),
         )
         .await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert!(answer.body.get("id").is_none());
     assert_eq!(answer.body["status"]["code"], 200);
-    let after = api.get(&format!("/users/{id}"), &token).await.body;
+    let after = acme.get(&format!("/users/{id}")).await.body;
     assert_eq!(after["attributes"]["default_name"], "Joe");
     assert_eq!(after["attributes"]["default_city"], Value::Null);
     assert_eq!(after["attributes"]["plan"], "pro");
@@ -233,15 +235,12 @@ async fn update_sets_unsets_and_leaves_other_keys_alone() {
 #[tokio::test]
 async fn update_refuses_bad_input_and_changes_nothing() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api
-        .create_user(
-            &token,
-            json!({"userId": "u", "attributes": {"default_name": "Joe"}}),
-        )
+    let acme = api.client("acme").await;
+    let id = acme
+        .create_user(NewUser::new("u").with("default_name", "Joe"))
         .await;
     let uri = format!("/users/{id}");
-    let before = api.get(&uri, &token).await.body;
+    let before = acme.get(&uri).await.body;
     for (body, field) in [
         (
             json!({"attributes": {"default_name": "n".repeat(257), "plan": "pro"}}),
@@ -252,29 +251,29 @@ async fn update_refuses_bad_input_and_changes_nothing() {
         (json!({"attributes": {"a": 1}}), "attributes.a"),
         (json!({"attributes": {"a": "1"}, "userId": "x"}), "userId"),
     ] {
-        let answer = api.put(&uri, &token, body).await;
+        let answer = acme.put(&uri, body).await;
         assert_error(&answer, 400);
         assert_eq!(error_fields(&answer), [field]);
     }
-    assert_eq!(api.get(&uri, &token).await.body, before);
+    assert_eq!(acme.get(&uri).await.body, before);
 }
 
 #[tokio::test]
 async fn a_user_holds_at_most_99_attributes() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
+    let acme = api.client("acme").await;
     let first: serde_json::Map<String, Value> =
         (0..60).map(|i| (format!("a{i}"), json!("v"))).collect();
-    let id = api
-        .create_user(&token, json!({"userId": "u", "attributes": first}))
+    let id = acme
+        .create_user(NewUser::new("u").with_attributes(first))
         .await;
     let uri = format!("/users/{id}");
     let more: serde_json::Map<String, Value> =
         (0..40).map(|i| (format!("b{i}"), json!("v"))).collect();
-    let answer = api.put(&uri, &token, json!({"attributes": more})).await;
+    let answer = acme.put(&uri, json!({"attributes": more})).await;
     assert_error(&answer, 400);
     assert_eq!(error_fields(&answer), ["attributes"]);
-    let details = api.get(&uri, &token).await.body;
+    let details = acme.get(&uri).await.body;
     assert!(
         details["attributes"].get("b0").is_none(),
         "nothing was written"
@@ -284,9 +283,7 @@ async fn a_user_holds_at_most_99_attributes() {
         (0..39).map(|i| (format!("b{i}"), json!("v"))).collect();
     fits.insert("a0".into(), Value::Null);
     assert_eq!(
-        api.put(&uri, &token, json!({"attributes": fits}))
-            .await
-            .status,
+        acme.put(&uri, json!({"attributes": fits})).await.status,
         StatusCode::OK
     );
 }
@@ -294,19 +291,16 @@ async fn a_user_holds_at_most_99_attributes() {
 #[tokio::test]
 async fn ban_and_unban() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api.create_user(&token, user("u")).await;
+    let acme = api.client("acme").await;
+    let id = acme.create_user(user("u")).await;
     let uri = format!("/users/{id}/ban");
-    let answer = api.put(&uri, &token, json!({"banned": true})).await;
+    let answer = acme.put(&uri, json!({"banned": true})).await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body["status"]["code"], 200);
+    assert_eq!(acme.get(&format!("/users/{id}")).await.body["banned"], true);
+    acme.put(&uri, json!({"banned": false})).await;
     assert_eq!(
-        api.get(&format!("/users/{id}"), &token).await.body["banned"],
-        true
-    );
-    api.put(&uri, &token, json!({"banned": false})).await;
-    assert_eq!(
-        api.get(&format!("/users/{id}"), &token).await.body["banned"],
+        acme.get(&format!("/users/{id}")).await.body["banned"],
         false
     );
     for bad in [
@@ -315,10 +309,10 @@ async fn ban_and_unban() {
         json!({"banned": null}),
         json!([true]),
     ] {
-        assert_error(&api.put(&uri, &token, bad).await, 400);
+        assert_error(&acme.put(&uri, bad).await, 400);
     }
     assert_eq!(
-        api.get(&format!("/users/{id}"), &token).await.body["banned"],
+        acme.get(&format!("/users/{id}")).await.body["banned"],
         false
     );
 }
@@ -326,49 +320,43 @@ async fn ban_and_unban() {
 #[tokio::test]
 async fn delete_erases_the_user_and_frees_its_user_id() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api.create_user(&token, user("gone")).await;
-    let answer = api.delete(&format!("/users/{id}"), &token).await;
+    let acme = api.client("acme").await;
+    let id = acme.create_user(user("gone")).await;
+    let answer = acme.delete(&format!("/users/{id}")).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
     assert_eq!(answer.body["id"], id);
-    assert_error(&api.get(&format!("/users/{id}"), &token).await, 404);
-    assert_error(&api.delete(&format!("/users/{id}"), &token).await, 404);
-    assert_eq!(api.get("/users", &token).await.body["count"], 0);
-    let again = api.create_user(&token, user("gone")).await;
+    assert_error(&acme.get(&format!("/users/{id}")).await, 404);
+    assert_error(&acme.delete(&format!("/users/{id}")).await, 404);
+    assert_eq!(acme.get("/users").await.body["count"], 0);
+    let again = acme.create_user(user("gone")).await;
     assert_ne!(again, id);
 }
 
 #[tokio::test]
 async fn accounts_never_see_each_others_users() {
     let api = TestApi::new().await;
-    let alice = api.token("alice").await;
-    let bob = api.token("bob").await;
-    let id = api.create_user(&alice, user("shared-id")).await;
+    let alice = api.client("alice").await;
+    let bob = api.client("bob").await;
+    let id = alice.create_user(user("shared-id")).await;
     let uri = format!("/users/{id}");
-    assert_error(&api.get(&uri, &bob).await, 404);
+    assert_error(&bob.get(&uri).await, 404);
+    assert_error(&bob.put(&uri, json!({"attributes": {"a": "1"}})).await, 404);
     assert_error(
-        &api.put(&uri, &bob, json!({"attributes": {"a": "1"}})).await,
-        404,
-    );
-    assert_error(
-        &api.put(&format!("{uri}/ban"), &bob, json!({"banned": true}))
+        &bob.put(&format!("{uri}/ban"), json!({"banned": true}))
             .await,
         404,
     );
-    assert_error(&api.delete(&uri, &bob).await, 404);
-    assert_eq!(api.get("/users", &bob).await.body["count"], 0);
-    let filtered = api
-        .get(
-            "/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=shared-id",
-            &bob,
-        )
+    assert_error(&bob.delete(&uri).await, 404);
+    assert_eq!(bob.get("/users").await.body["count"], 0);
+    let filtered = bob
+        .get("/users?filters[0][field]=userId&filters[0][operator]=eq&filters[0][value]=shared-id")
         .await;
     assert_eq!(filtered.body["count"], 0);
-    assert_error(&api.get(&format!("/users?after={id}"), &bob).await, 400);
+    assert_error(&bob.get(&format!("/users?after={id}")).await, 400);
     // The same userId is free in another account.
-    let bobs = api.create_user(&bob, user("shared-id")).await;
+    let bobs = bob.create_user(user("shared-id")).await;
     assert_ne!(bobs, id);
-    let details = api.get(&uri, &alice).await.body;
+    let details = alice.get(&uri).await.body;
     assert_eq!(details["banned"], false);
     assert_eq!(details["attributes"].get("a"), None);
 }
@@ -376,9 +364,14 @@ async fn accounts_never_see_each_others_users() {
 #[tokio::test]
 async fn list_shows_the_reference_fields_in_order() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    api.create_user(&token, json!({"userId": "u", "attributes": {"default_email": "joe@doe.com", "default_name": "Joe"}})).await;
-    let answer = api.get("/users", &token).await;
+    let acme = api.client("acme").await;
+    acme.create_user(
+        NewUser::new("u")
+            .with("default_email", "joe@doe.com")
+            .with("default_name", "Joe"),
+    )
+    .await;
+    let answer = acme.get("/users").await;
     assert_eq!(answer.status, StatusCode::OK);
     assert!(
         answer.text.starts_with(r#"{"data":[{"id":"#),
@@ -412,49 +405,47 @@ async fn list_shows_the_reference_fields_in_order() {
 
 /// DynamoDB requests one call makes, counted by the store's meter; the
 /// token lookup (one `GetItem`) is taken out.
-async fn requests_of(api: &TestApi, token: &str, call: impl AsyncFnOnce() -> StatusCode) -> u64 {
-    let before = api.store.meter();
-    api.store
-        .resolve_token(token)
+async fn requests_of(client: &Client, call: impl AsyncFnOnce() -> StatusCode) -> u64 {
+    let store = client.store();
+    let before = store.meter();
+    store
+        .resolve_token(client.token())
         .await
         .expect("the token resolves");
-    let lookup = api.store.meter() - before;
-    let before = api.store.meter();
+    let lookup = store.meter() - before;
+    let before = store.meter();
     let status = call().await;
     assert!(status.is_success(), "{status}");
-    (api.store.meter() - before).requests - lookup.requests
+    (store.meter() - before).requests - lookup.requests
 }
 
 #[tokio::test]
 async fn the_user_routes_make_as_few_dynamodb_requests_as_their_items_allow() {
     // GIVEN an account with one user who has had a conversation
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api.create_user(&token, user("u-1")).await;
+    let acme = api.client("acme").await;
+    let id = acme.create_user(user("u-1")).await;
     let path = format!("/users/{id}");
-    api.record_conversation(&token, &id, "hi").await;
+    acme.record_conversation(&id, "hi").await;
 
     // WHEN each route is called THEN it makes this many requests:
     // create is one transaction;
-    let create = requests_of(&api, &token, async || {
-        api.post("/users", &token, user("u-2")).await.status
+    let create = requests_of(&acme, async || {
+        acme.post("/users", user("u-2").json()).await.status
     })
     .await;
     assert_eq!(create, 1, "create");
     // details read the profile and the newest conversations, which sort
     // right after it (one query); the user is in no segment;
-    let details = requests_of(&api, &token, async || api.get(&path, &token).await.status).await;
+    let details = requests_of(&acme, async || acme.get(&path).await.status).await;
     assert_eq!(details, 1, "details");
     // a list page is one query of the index (keys) and one BatchGetItem of
     // the profiles;
-    let list = requests_of(&api, &token, async || {
-        api.get("/users?limit=20", &token).await.status
-    })
-    .await;
+    let list = requests_of(&acme, async || acme.get("/users?limit=20").await.status).await;
     assert_eq!(list, 2, "list page");
     // an update reads the profile (the attribute limits) and writes it.
-    let update = requests_of(&api, &token, async || {
-        api.put(&path, &token, json!({"attributes": {"plan": "pro"}}))
+    let update = requests_of(&acme, async || {
+        acme.put(&path, json!({"attributes": {"plan": "pro"}}))
             .await
             .status
     })
@@ -466,12 +457,12 @@ async fn the_user_routes_make_as_few_dynamodb_requests_as_their_items_allow() {
 async fn the_meter_counts_items_and_the_units_the_engine_reports() {
     // GIVEN a user
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let id = api.create_user(&token, user("u-1")).await;
+    let acme = api.client("acme").await;
+    let id = acme.create_user(user("u-1")).await;
     // WHEN it is read
     let before = api.store.meter();
     assert_eq!(
-        api.get(&format!("/users/{id}"), &token).await.status,
+        acme.get(&format!("/users/{id}")).await.status,
         StatusCode::OK
     );
     let spent = api.store.meter() - before;

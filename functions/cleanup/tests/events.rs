@@ -10,7 +10,7 @@ use http::StatusCode;
 use lambda_runtime::{Context, LambdaEvent};
 use serde_json::{Value, json};
 use shared::store::CleanupConfig;
-use users_api_tests::{SeedUser, TestApi, items_mentioning, seed_conversations, seed_users};
+use users_api_tests::{ConversationKeys, NewUser, TestApi, items_mentioning};
 
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -33,30 +33,28 @@ fn context(left: Duration) -> Context {
 async fn each_event_finishes_the_pending_clean_ups() {
     for name in ["stream-job-insert", "schedule"] {
         let api = TestApi::new().await;
-        let token = api.token("acme").await;
-        let segment = api.create_segment(&token, "S").await;
+        let acme = api.client("acme").await;
+        let segment = acme.create_segment("S").await;
         let seeds = (0..50)
-            .map(|i| SeedUser {
-                user_id: format!("u{i}"),
-                attributes: [("a".to_owned(), "1".to_owned())].into(),
-                segments: vec![segment.parse().unwrap()],
+            .map(|i| {
+                NewUser::new(format!("u{i}"))
+                    .with("a", "1")
+                    .in_segment(&segment)
             })
             .collect();
-        let users = seed_users(&api.store, "acme", seeds).await;
-        seed_conversations(&api.store, "acme", &users[0], 150, "hi").await;
+        let users = acme.seed_users(seeds).await;
+        acme.seed_conversations(&users[0], 150, "hi", ConversationKeys::Current)
+            .await;
         // GIVEN a user and a segment deleted, their clean-ups left pending
-        let hiding_only = api.with_cleanup(CleanupConfig {
+        let hiding_only = acme.on(&api.with_cleanup(CleanupConfig {
             inline: Duration::ZERO,
             ..CleanupConfig::default()
-        });
+        }));
         for uri in [
             format!("/users/{}", users[0]),
             format!("/segments/{segment}"),
         ] {
-            assert_eq!(
-                hiding_only.delete(&uri, &token).await.status,
-                StatusCode::OK
-            );
+            assert_eq!(hiding_only.delete(&uri).await.status, StatusCode::OK);
         }
         assert!(items_mentioning(&api.store, &users[0]).await > 0);
         // WHEN the function gets the event
@@ -72,18 +70,13 @@ async fn each_event_finishes_the_pending_clean_ups() {
 #[tokio::test]
 async fn an_invocation_near_its_deadline_leaves_the_work_pending_not_failed() {
     let api = TestApi::new().await;
-    let token = api.token("acme").await;
-    let user = api
-        .create_user(
-            &token,
-            serde_json::json!({"userId": "u", "attributes": {"a": "1"}}),
-        )
-        .await;
-    let hiding_only = api.with_cleanup(CleanupConfig {
+    let acme = api.client("acme").await;
+    let user = acme.create_user(NewUser::new("u").with("a", "1")).await;
+    let hiding_only = acme.on(&api.with_cleanup(CleanupConfig {
         inline: Duration::ZERO,
         ..CleanupConfig::default()
-    });
-    hiding_only.delete(&format!("/users/{user}"), &token).await;
+    }));
+    hiding_only.delete(&format!("/users/{user}")).await;
     // An invocation with less time than its margin does no work, says so,
     // and keeps the job for the next one.
     let event = LambdaEvent::new(fixture("schedule"), context(Duration::from_millis(500)));

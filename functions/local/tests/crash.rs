@@ -14,7 +14,8 @@ use shared::model::AccountId;
 use shared::store::keys::{self, Index};
 use support::{Server, request, try_request};
 use users_api_tests::{
-    SeedUser, TestStore, items_in_partition, items_mentioning, seed_conversations, seed_users,
+    ConversationKeys, NewUser, TestStore, items_in_partition, items_mentioning, seed_conversations,
+    seed_users,
 };
 
 const THOUSANDS: usize = 1_500;
@@ -121,17 +122,30 @@ async fn erase_and_segment_delete_killed_midway_are_finished_after_a_restart() {
         .await
         .unwrap()
         .to_string();
-    let kept = store.create_segment(&account, "Kept").await.unwrap();
+    let kept = store
+        .create_segment(&account, "Kept")
+        .await
+        .unwrap()
+        .to_string();
     let seeds = (0..THOUSANDS)
-        .map(|i| SeedUser {
-            user_id: format!("u{i}"),
-            attributes: [("a".to_owned(), "1".to_owned())].into(),
-            segments: vec![segment.parse().unwrap(), kept],
+        .map(|i| {
+            NewUser::new(format!("u{i}"))
+                .with("a", "1")
+                .in_segment(&segment)
+                .in_segment(&kept)
         })
         .collect();
     let members = seed_users(store, "acme", seeds).await;
     let user = members[0].clone();
-    seed_conversations(store, "acme", &user, THOUSANDS, "hello").await;
+    seed_conversations(
+        store,
+        "acme",
+        &user,
+        THOUSANDS,
+        "hello",
+        ConversationKeys::Current,
+    )
+    .await;
     let user_items = || Progress {
         pk: keys::user_pk(&account, user.parse().unwrap()),
         index: None,
@@ -205,7 +219,7 @@ async fn erase_and_segment_delete_killed_midway_are_finished_after_a_restart() {
         .await
         .unwrap()
         .into_iter()
-        .find(|s| s.id == kept)
+        .find(|s| s.id.to_string() == kept)
         .unwrap();
     assert_eq!(
         kept_segment.users,
