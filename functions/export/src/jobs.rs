@@ -41,7 +41,7 @@ use shared::export::{CsvRows, ExportRequest};
 use shared::filter::SortField;
 use shared::model::{AccountId, ObjectId, Timestamp};
 use shared::store::{
-    ExportJob, ExportJobState, ExportPosition, GHOST_LIFETIME_SECONDS, Lease, Store,
+    ExportJob, ExportJobState, ExportPosition, ExportReader, GHOST_LIFETIME_SECONDS, Lease, Store,
 };
 
 use crate::files::Files;
@@ -281,12 +281,18 @@ struct Written {
     pending: Vec<u8>,
 }
 
+/// The file a run writes to: its key, and the multipart upload under way.
+struct Target {
+    key: String,
+    upload: String,
+}
+
 impl Run<'_> {
+    /// One run of `job`: from where the last run stopped, page after page,
+    /// until the job is done or the deadline is near (then the next run
+    /// takes over).
     async fn work(&self, job: &mut ExportJob) -> Result<RunOutcome, ApiError> {
-        let body: Value = serde_json::from_str(&job.request)
-            .map_err(|e| ApiError::internal_from("stored export request", e))?;
-        let request = ExportRequest::parse(&body)
-            .map_err(|_| ApiError::internal("a stored export request no longer parses"))?;
+        let request = stored_request(job)?;
         if request.sort.field == SortField::LastSeen
             && Timestamp::now().millis() > job.as_of + GHOST_LIFETIME_SECONDS * 1000
         {
@@ -303,34 +309,79 @@ impl Run<'_> {
             Some(upload) => upload.clone(),
             None => files.start(&key).await?,
         };
+        let target = Target { key, upload };
         let position = match &job.position {
             Some(text) => ExportPosition::from_json(text)?,
             None => ExportPosition::Start,
         };
-        let mut written = Written {
-            parts: job.parts,
-            tags: job.tags.iter().take(job.parts as usize).cloned().collect(),
-            rows: job.resume_rows,
-            bytes: job.bytes,
-            pending: match &job.tail {
-                Some(tail) => files
-                    .get(tail)
-                    .await?
-                    .ok_or_else(|| ApiError::internal("an export job's tail is missing"))?
-                    .to_vec(),
-                None => Vec::new(),
-            },
-        };
-        let csv = CsvRows::new(request.fields.clone());
-        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-        if position == ExportPosition::Start {
-            encoder.write_all(&csv.header()?).map_err(compress_error)?;
-        }
+        let mut written = self.written_before(job).await?;
+        let header = position == ExportPosition::Start;
         let as_of = Timestamp::from_millis(job.as_of);
         let mut reader = self
             .jobs
             .store
             .export_reader(self.account, &request, as_of, position);
+        let csv = CsvRows::new(request.fields.clone());
+        let Some(finished) = self
+            .write_pages(job, &csv, header, &mut reader, &target, &mut written)
+            .await?
+        else {
+            return Ok(RunOutcome::Busy);
+        };
+        job.upload = Some(target.upload.clone());
+        let old_tail = job.tail.take();
+        let outcome = if finished {
+            self.complete(job, target, written).await?
+        } else {
+            self.hand_over(job, &target, written, &reader).await?
+        };
+        if let Some(old) = old_tail {
+            // Only a leftover if this fails; the bucket's lifecycle takes it.
+            if let Err(error) = files.delete(&old).await {
+                tracing::warn!(error = ?error, "could not remove an export job's old tail");
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// What the job's earlier runs wrote: parts, rows, bytes, and the
+    /// compressed tail not in a part yet.
+    async fn written_before(&self, job: &ExportJob) -> Result<Written, ApiError> {
+        let pending = match &job.tail {
+            Some(tail) => self
+                .jobs
+                .files
+                .get(tail)
+                .await?
+                .ok_or_else(|| ApiError::internal("an export job's tail is missing"))?
+                .to_vec(),
+            None => Vec::new(),
+        };
+        Ok(Written {
+            parts: job.parts,
+            tags: job.tags.iter().take(job.parts as usize).cloned().collect(),
+            rows: job.resume_rows,
+            bytes: job.bytes,
+            pending,
+        })
+    }
+
+    /// Writes pages of rows (one gzip member per run, the header first on
+    /// the first run) until the rows end (`Some(true)`) or the deadline is
+    /// near (`Some(false)`); `None` when another worker took the job.
+    async fn write_pages(
+        &self,
+        job: &ExportJob,
+        csv: &CsvRows,
+        header: bool,
+        reader: &mut ExportReader,
+        target: &Target,
+        written: &mut Written,
+    ) -> Result<Option<bool>, ApiError> {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        if header {
+            encoder.write_all(&csv.header()?).map_err(compress_error)?;
+        }
         let mut reported = Instant::now();
         let mut first = true;
         let finished = loop {
@@ -347,7 +398,7 @@ impl Run<'_> {
             written.rows += page.len() as u64;
             if written.pending.len() + encoder.get_ref().len() >= self.jobs.config.part_bytes {
                 written.pending.extend(std::mem::take(encoder.get_mut()));
-                self.upload_part(&key, &upload, &mut written).await?;
+                self.upload_part(target, written).await?;
             }
             if reported.elapsed() >= PROGRESS_EVERY {
                 reported = Instant::now();
@@ -360,7 +411,7 @@ impl Run<'_> {
                     .save_export_job(&progress, self.token)
                     .await?
                 {
-                    return Ok(RunOutcome::Busy);
+                    return Ok(None);
                 }
             }
         };
@@ -368,71 +419,81 @@ impl Run<'_> {
         written
             .pending
             .extend(encoder.finish().map_err(compress_error)?);
-        job.upload = Some(upload.clone());
-        let old_tail = job.tail.take();
-        let outcome = if finished {
-            self.upload_part(&key, &upload, &mut written).await?;
-            files.complete(&key, &upload, &written.tags).await?;
-            job.state = ExportJobState::Done;
-            job.file = Some(key);
-            job.upload = None;
-            job.position = None;
-            job.parts = written.parts;
-            job.tags = Vec::new();
-            job.rows = written.rows;
-            job.bytes = written.bytes;
-            let now = Timestamp::now().millis();
-            job.updated_at = now;
-            job.finished_at = Some(now);
-            if !self.jobs.store.close_export_job(job, self.token).await? {
-                return Ok(RunOutcome::Busy);
-            }
-            tracing::info!(
-                rows = job.rows,
-                bytes = job.bytes,
-                runs = job.runs,
-                "export job done"
-            );
-            RunOutcome::Finished(ExportJobState::Done)
-        } else {
-            let tail = format!("{key}.run{}", job.runs);
-            files.put(&tail, Bytes::from(written.pending)).await?;
-            job.tail = Some(tail);
-            job.position = Some(reader.position().to_json()?);
-            job.parts = written.parts;
-            job.tags = written.tags;
-            job.rows = written.rows;
-            job.resume_rows = written.rows;
-            job.bytes = written.bytes;
-            job.updated_at = Timestamp::now().millis();
-            // Given back: the next run may start at once.
-            job.lease_until = Some(job.updated_at);
-            if !self.jobs.store.save_export_job(job, self.token).await? {
-                return Ok(RunOutcome::Busy);
-            }
-            self.jobs.store.touch_export_pointer(job).await?;
-            tracing::info!(
-                rows = job.rows,
-                parts = job.parts,
-                "export job goes on in another run"
-            );
-            RunOutcome::Continues
-        };
-        if let Some(old) = old_tail {
-            // Only a leftover if this fails; the bucket's lifecycle takes it.
-            if let Err(error) = files.delete(&old).await {
-                tracing::warn!(error = ?error, "could not remove an export job's old tail");
-            }
-        }
-        Ok(outcome)
+        Ok(Some(finished))
     }
 
-    async fn upload_part(
+    /// The rows have ended: the last part, the file completed, the job done.
+    async fn complete(
         &self,
-        key: &str,
-        upload: &str,
-        written: &mut Written,
-    ) -> Result<(), ApiError> {
+        job: &mut ExportJob,
+        target: Target,
+        mut written: Written,
+    ) -> Result<RunOutcome, ApiError> {
+        self.upload_part(&target, &mut written).await?;
+        let files = &self.jobs.files;
+        files
+            .complete(&target.key, &target.upload, &written.tags)
+            .await?;
+        job.state = ExportJobState::Done;
+        job.file = Some(target.key);
+        job.upload = None;
+        job.position = None;
+        job.parts = written.parts;
+        job.tags = Vec::new();
+        job.rows = written.rows;
+        job.bytes = written.bytes;
+        let now = Timestamp::now().millis();
+        job.updated_at = now;
+        job.finished_at = Some(now);
+        if !self.jobs.store.close_export_job(job, self.token).await? {
+            return Ok(RunOutcome::Busy);
+        }
+        tracing::info!(
+            rows = job.rows,
+            bytes = job.bytes,
+            runs = job.runs,
+            "export job done"
+        );
+        Ok(RunOutcome::Finished(ExportJobState::Done))
+    }
+
+    /// The deadline is near: the tail and the position saved, the job given
+    /// back for the next run.
+    async fn hand_over(
+        &self,
+        job: &mut ExportJob,
+        target: &Target,
+        written: Written,
+        reader: &ExportReader,
+    ) -> Result<RunOutcome, ApiError> {
+        let tail = format!("{}.run{}", target.key, job.runs);
+        self.jobs
+            .files
+            .put(&tail, Bytes::from(written.pending))
+            .await?;
+        job.tail = Some(tail);
+        job.position = Some(reader.position().to_json()?);
+        job.parts = written.parts;
+        job.tags = written.tags;
+        job.rows = written.rows;
+        job.resume_rows = written.rows;
+        job.bytes = written.bytes;
+        job.updated_at = Timestamp::now().millis();
+        // Given back: the next run may start at once.
+        job.lease_until = Some(job.updated_at);
+        if !self.jobs.store.save_export_job(job, self.token).await? {
+            return Ok(RunOutcome::Busy);
+        }
+        self.jobs.store.touch_export_pointer(job).await?;
+        tracing::info!(
+            rows = job.rows,
+            parts = job.parts,
+            "export job goes on in another run"
+        );
+        Ok(RunOutcome::Continues)
+    }
+
+    async fn upload_part(&self, target: &Target, written: &mut Written) -> Result<(), ApiError> {
         if written.parts >= MAX_PARTS {
             return Err(ApiError::internal(format!(
                 "an export job's file passed {MAX_PARTS} parts"
@@ -444,7 +505,7 @@ impl Run<'_> {
         let tag = self
             .jobs
             .files
-            .put_part(key, upload, written.parts, part)
+            .put_part(&target.key, &target.upload, written.parts, part)
             .await?;
         written.tags.push(tag);
         Ok(())
@@ -465,6 +526,14 @@ impl Run<'_> {
         }
         Ok(RunOutcome::Finished(ExportJobState::Failed))
     }
+}
+
+/// The export request a job was started with, as it was stored.
+fn stored_request(job: &ExportJob) -> Result<ExportRequest, ApiError> {
+    let body: Value = serde_json::from_str(&job.request)
+        .map_err(|e| ApiError::internal_from("stored export request", e))?;
+    ExportRequest::parse(&body)
+        .map_err(|_| ApiError::internal("a stored export request no longer parses"))
 }
 
 fn compress_error(error: std::io::Error) -> ApiError {

@@ -11,7 +11,7 @@
 
 use std::ops::ControlFlow;
 
-use super::items::{ConversationItem, GhostItem, attr, key, n, s, to_item};
+use super::items::{ConversationItem, GhostItem, ProfileItem, attr, key, n, s, to_item};
 use super::size::check_profile_fits;
 use super::tx::{Expr, Outcome, Transaction, UpdateExpr, absent};
 use super::{Store, keys};
@@ -37,24 +37,7 @@ impl Store {
                 .get_profile(account, user)
                 .await?
                 .ok_or_else(|| ApiError::not_found("user"))?;
-            let mut session = Attributes(std::mem::take(&mut profile.sess));
-            session.apply(&conversation.session_attributes);
-            if session.len() > MAX_ATTRIBUTES {
-                return Err(ApiError::field(
-                    "sessionAttributes",
-                    format!("a user holds at most {MAX_ATTRIBUTES} session attributes"),
-                ));
-            }
-            profile.sess = session.0;
-            // Only a value set can make the profile grow; most conversations
-            // set none, and measuring means serialising the whole profile.
-            if conversation
-                .session_attributes
-                .values()
-                .any(Option::is_some)
-            {
-                check_profile_fits(&profile, "sessionAttributes")?;
-            }
+            apply_session(&mut profile, conversation)?;
             // lastSeen never moves backwards, even when clocks of two writers disagree.
             let now = Timestamp::now().max(Timestamp::from_millis(profile.last_seen));
             let item = ConversationItem {
@@ -64,47 +47,7 @@ impl Store {
                 date: now.millis(),
                 first_message: conversation.first_message.clone(),
             };
-            let ghost = GhostItem {
-                pk: keys::user_pk(account, user),
-                sk: keys::ghost_sk(&profile.gsi2sk),
-                ghost_of: user,
-                valid_from: profile.seen_since.unwrap_or(profile.created_at),
-                valid_until: now.millis(),
-                gsi2pk: profile.gsi2pk.clone(),
-                gsi2sk: profile.gsi2sk.clone(),
-                expires_at: now.unix_seconds() + GHOST_LIFETIME_SECONDS,
-            };
-            let mut transaction = Transaction::default();
-            transaction.put(self.table(), to_item(&item)?, Some(absent()));
-            transaction.put(self.table(), to_item(&ghost)?, None);
-            transaction.update(
-                self.table(),
-                key(keys::user_pk(account, user), keys::PROFILE_SK),
-                UpdateExpr::default()
-                    .set("#seen = :now")
-                    .set("#since = :now")
-                    .set("gsi2pk = :seen_shard")
-                    .set("gsi2sk = :seen_key")
-                    .patch_map(attr::SESSION, "s", &conversation.session_attributes)
-                    .add("#convs :one")
-                    .add("#pconvs :one")
-                    .name("#since", attr::SEEN_SINCE)
-                    .name("#seen", attr::LAST_SEEN)
-                    .name("#convs", attr::CONVERSATIONS)
-                    .name("#pconvs", attr::CURRENT_CONVERSATIONS)
-                    .value(":now", n(now.millis()))
-                    .value(
-                        ":seen_shard",
-                        s(keys::users_index_pk(
-                            account,
-                            keys::user_index_shard(user, self.index_shards),
-                        )),
-                    )
-                    .value(":seen_key", s(keys::time_sort_key(now, user)))
-                    .value(":one", n(1))
-                    .build(),
-                Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
-            );
+            let transaction = self.recording(account, &profile, &item, conversation, now)?;
             let outcome = self.commit(transaction).await?;
             if let Outcome::ConditionFailed(failed) = &outcome
                 && (failed.contains(&0)
@@ -123,4 +66,87 @@ impl Store {
         .await?;
         Ok(id)
     }
+
+    /// The transaction that records `item` of the user of `profile`: the
+    /// conversation (new), the ghost of the user's place in the last-seen
+    /// index, and the profile moved to `now` (conditional on the count read).
+    fn recording(
+        &self,
+        account: &AccountId,
+        profile: &ProfileItem,
+        item: &ConversationItem,
+        conversation: &NewConversation,
+        now: Timestamp,
+    ) -> Result<Transaction, ApiError> {
+        let user = profile.id;
+        let ghost = GhostItem {
+            pk: keys::user_pk(account, user),
+            sk: keys::ghost_sk(&profile.gsi2sk),
+            ghost_of: user,
+            valid_from: profile.seen_since.unwrap_or(profile.created_at),
+            valid_until: now.millis(),
+            gsi2pk: profile.gsi2pk.clone(),
+            gsi2sk: profile.gsi2sk.clone(),
+            expires_at: now.unix_seconds() + GHOST_LIFETIME_SECONDS,
+        };
+        let mut transaction = Transaction::default();
+        transaction.put(self.table(), to_item(item)?, Some(absent()));
+        transaction.put(self.table(), to_item(&ghost)?, None);
+        transaction.update(
+            self.table(),
+            key(keys::user_pk(account, user), keys::PROFILE_SK),
+            UpdateExpr::default()
+                .set("#seen = :now")
+                .set("#since = :now")
+                .set("gsi2pk = :seen_shard")
+                .set("gsi2sk = :seen_key")
+                .patch_map(attr::SESSION, "s", &conversation.session_attributes)
+                .add("#convs :one")
+                .add("#pconvs :one")
+                .name("#since", attr::SEEN_SINCE)
+                .name("#seen", attr::LAST_SEEN)
+                .name("#convs", attr::CONVERSATIONS)
+                .name("#pconvs", attr::CURRENT_CONVERSATIONS)
+                .value(":now", n(now.millis()))
+                .value(
+                    ":seen_shard",
+                    s(keys::users_index_pk(
+                        account,
+                        keys::user_index_shard(user, self.index_shards),
+                    )),
+                )
+                .value(":seen_key", s(keys::time_sort_key(now, user)))
+                .value(":one", n(1))
+                .build(),
+            Some(Expr::new("#convs = :count").value(":count", n(profile.convs))),
+        );
+        Ok(transaction)
+    }
+}
+
+/// Merges the conversation's session attributes into the profile's, within
+/// the limits of a user.
+fn apply_session(
+    profile: &mut ProfileItem,
+    conversation: &NewConversation,
+) -> Result<(), ApiError> {
+    let mut session = Attributes(std::mem::take(&mut profile.sess));
+    session.apply(&conversation.session_attributes);
+    if session.len() > MAX_ATTRIBUTES {
+        return Err(ApiError::field(
+            "sessionAttributes",
+            format!("a user holds at most {MAX_ATTRIBUTES} session attributes"),
+        ));
+    }
+    profile.sess = session.0;
+    // Only a value set can make the profile grow; most conversations set
+    // none, and measuring means serialising the whole profile.
+    if conversation
+        .session_attributes
+        .values()
+        .any(Option::is_some)
+    {
+        check_profile_fits(profile, "sessionAttributes")?;
+    }
+    Ok(())
 }

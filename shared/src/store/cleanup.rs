@@ -28,7 +28,7 @@
 //! walk that started [`CleanupConfig::index_settle`] after the segment was
 //! hidden and found no member.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -38,8 +38,8 @@ use tokio::time::Instant;
 use super::items::{Item, JobItem, JobKind, from_item, key, n, s, sort_key, to_item};
 use super::keys;
 use super::segments::count_members;
-use super::tx::{Expr, Outcome, Transaction, lock, outcome_of, take};
-use super::tx::{claim_of, exists};
+use super::tx::{Expr, Outcome, Transaction, lock, take};
+use super::tx::{claim_of, exists, passed};
 use super::{Store, sdk_error};
 use crate::deadline::Deadline;
 use crate::error::ApiError;
@@ -273,7 +273,9 @@ impl Store {
     pub async fn run_cleanup(&self, deadline: Deadline) -> Result<Sweep, ApiError> {
         let mut sweep = Sweep::default();
         for partition in keys::job_pks() {
-            let mut jobs = self.partition_items(&partition, Some(CLEANUP_PAGE)).send();
+            let mut jobs = self
+                .partition_items(None, &partition, Some(CLEANUP_PAGE))
+                .send();
             while let Some(item) = jobs.next().await {
                 let job: JobItem = from_item(item.map_err(|e| sdk_error("Query jobs", e))?)?;
                 if deadline.is_within(CLEANUP_MARGIN) {
@@ -300,18 +302,11 @@ impl Store {
     }
 
     async fn touch_job(&self, job: &JobItem) -> Result<(), ApiError> {
-        let written = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(&job.pk, &job.sk)))
-            .update_expression("ADD passes :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
+        let key = key(&job.pk, &job.sk);
         // Gone meanwhile (another worker finished it) is fine; busy is left to the next sweep.
-        outcome_of("UpdateItem job", written).map(|_| ())
+        self.update_if("UpdateItem job", key, passed(), exists())
+            .await
+            .map(|_| ())
     }
 
     /// Works on one job until it is finished (`true`, the job item removed)
@@ -557,33 +552,17 @@ impl Store {
         user: ObjectId,
         segment: ObjectId,
     ) -> Result<(), ApiError> {
-        let names = HashMap::from([
-            ("#segs".to_owned(), super::items::attr::SEGMENTS.to_owned()),
-            (
-                "#segver".to_owned(),
-                super::items::attr::SEGMENTS_VERSION.to_owned(),
-            ),
-        ]);
-        let values = HashMap::from([
-            (
-                ":gone".to_owned(),
-                AttributeValue::Ss(vec![segment.to_string()]),
-            ),
-            (":one".to_owned(), n(1)),
-        ]);
+        let forget = Expr::new("DELETE #segs :gone ADD #segver :one")
+            .name("#segs", super::items::attr::SEGMENTS)
+            .name("#segver", super::items::attr::SEGMENTS_VERSION)
+            .value(":gone", AttributeValue::Ss(vec![segment.to_string()]))
+            .value(":one", n(1));
         self.until_decided("forget segment", || async {
+            let key = key(keys::user_pk(account, user), keys::PROFILE_SK);
             let written = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(key(keys::user_pk(account, user), keys::PROFILE_SK)))
-                .update_expression("DELETE #segs :gone ADD #segver :one")
-                .condition_expression("attribute_exists(pk)")
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .send()
+                .update_if("UpdateItem forget segment", key, forget.clone(), exists())
                 .await;
-            Ok(match outcome_of("UpdateItem forget segment", written)? {
+            Ok(match written? {
                 // The user is gone (being erased): nothing to forget.
                 Outcome::ConditionFailed(_) => ControlFlow::Break(()),
                 outcome => outcome.committed(),

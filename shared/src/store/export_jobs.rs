@@ -19,9 +19,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::Store;
-use super::items::{from_item, key, n, s, to_item};
+use super::items::{from_item, key, s, to_item};
 use super::keys;
-use super::tx::{Expr, Outcome, Transaction, absent, outcome_of};
+use super::tx::{Expr, Outcome, Transaction, absent, exists, passed};
 use crate::error::ApiError;
 use crate::model::{AccountId, ObjectId, Timestamp};
 
@@ -270,7 +270,7 @@ impl Store {
         let mut jobs = Vec::new();
         for shard in 0..EXPORT_POINTER_SHARDS {
             let partition = pointer_partition(shard);
-            let mut items = self.partition_items(&partition, None).send();
+            let mut items = self.partition_items(None, &partition, None).send();
             while let Some(item) = items.next().await {
                 let item = item.map_err(|e| super::sdk_error("Query export pointers", e))?;
                 let pointer: ExportPointerItem = from_item(item)?;
@@ -363,17 +363,10 @@ impl Store {
     /// Changes the job's pointer, so that the table's stream starts a worker
     /// for it (AWS); a pointer gone meanwhile is fine.
     pub async fn touch_export_pointer(&self, job: &ExportJob) -> Result<(), ApiError> {
-        let written = self
-            .client
-            .update_item()
-            .table_name(self.table())
-            .set_key(Some(key(pointer_pk(job.id), &job.pk)))
-            .update_expression("ADD passes :one")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":one", n(1))
-            .send()
-            .await;
-        outcome_of("UpdateItem export pointer", written).map(|_| ())
+        let key = key(pointer_pk(job.id), &job.pk);
+        self.update_if("UpdateItem export pointer", key, passed(), exists())
+            .await
+            .map(|_| ())
     }
 
     async fn put_job(&self, job: &ExportJob, condition: Expr) -> Result<Outcome, ApiError> {

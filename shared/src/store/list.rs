@@ -31,7 +31,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::index_walk::{IndexWalk, key_condition};
-use super::items::{CursorItem, Item, ProfileItem, SegmentItem, from_item, key, s, to_item};
+use super::items::{CursorItem, Item, ProfileItem, SegmentItem, from_item, key, to_item};
 use super::keys::{self, BY_CREATED, BY_EMAIL, BY_SEEN, Index};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
@@ -346,63 +346,26 @@ impl Store {
                     .min(READ_BUDGET - read)
                     .max(limit - users.len() + 1)
             };
-            let (key_condition, names, values) = key_condition(
-                keys::BY_SEGMENT,
-                keys::segment_members_pk(account, segment),
-                None,
-                after.as_deref(),
-                ascending,
-            );
-            let output = self
-                .client
-                .query()
-                .table_name(self.table())
-                .index_name(keys::BY_SEGMENT.name)
-                .key_condition_expression(key_condition)
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .scan_index_forward(ascending)
-                .limit(want as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query members", e))?;
-            let members: Vec<(String, ObjectId)> = output
-                .items
-                .unwrap_or_default()
-                .iter()
-                .filter_map(|item| {
-                    let sort_key = item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?;
-                    Some((
-                        sort_key.clone(),
-                        super::segments::member_of_sort_key(sort_key)?,
-                    ))
-                })
-                .collect();
+            let (members, evaluated) = self
+                .members_after(
+                    account,
+                    segment,
+                    after.as_deref(),
+                    ascending,
+                    want,
+                    start.take(),
+                )
+                .await?;
             read += members.len();
-            let mut wanted: Vec<Item> = members
-                .iter()
-                .map(|(_, id)| key(keys::user_pk(account, *id), keys::PROFILE_SK))
-                .collect();
-            let segment_key = key(keys::segment_pk(account, segment), keys::SEGMENT_SK);
             // The segment goes with the first profiles; when there are none
             // after `after`, it alone says whether this was the end or the
             // segment's memberships predate the ordered key.
-            if !segment_checked && (!wanted.is_empty() || after.is_some()) {
-                wanted.push(segment_key.clone());
-            }
-            let mut profiles: HashMap<ObjectId, User> = HashMap::new();
-            let mut segment_found = None;
-            for item in self.batch_get(wanted, false).await? {
-                if item.get(keys::PK) == segment_key.get(keys::PK) {
-                    segment_found = Some(from_item::<SegmentItem>(item)?);
-                    continue;
-                }
-                let user = from_item::<ProfileItem>(item)?.into_user();
-                profiles.insert(user.id, user);
-            }
+            let with_segment = !segment_checked && (!members.is_empty() || after.is_some());
+            let (mut profiles, segment_found) = self
+                .profiles_of_members(account, &members, with_segment.then_some(segment))
+                .await?;
             read += profiles.len();
-            if !segment_checked && (!members.is_empty() || after.is_some()) {
+            if with_segment {
                 match segment_found {
                     None => return Ok(Some(Page::default())),
                     Some(found) if !found.members_in_creation_order => return Ok(None),
@@ -422,7 +385,7 @@ impl Store {
                     users.push(user);
                 }
             }
-            let Some(evaluated) = output.last_evaluated_key else {
+            let Some(evaluated) = evaluated else {
                 return Ok(Some(Page { users, next: None }));
             };
             if users.len() == limit {
@@ -436,6 +399,86 @@ impl Store {
             }
             start = Some(evaluated);
         }
+    }
+
+    /// One `Query` of a segment's members index from `after` (and, within
+    /// the query, from `start`): each member's sort key and id, and where the
+    /// query stopped when it did not reach the end.
+    async fn members_after(
+        &self,
+        account: &AccountId,
+        segment: ObjectId,
+        after: Option<&str>,
+        ascending: bool,
+        want: usize,
+        start: Option<Item>,
+    ) -> Result<(Vec<(String, ObjectId)>, Option<Item>), ApiError> {
+        let (key_condition, names, values) = key_condition(
+            keys::BY_SEGMENT,
+            keys::segment_members_pk(account, segment),
+            None,
+            after,
+            ascending,
+        );
+        let output = self
+            .client
+            .query()
+            .table_name(self.table())
+            .index_name(keys::BY_SEGMENT.name)
+            .key_condition_expression(key_condition)
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(ascending)
+            .limit(want as i32)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query members", e))?;
+        let members = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| {
+                let sort_key = item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?;
+                Some((
+                    sort_key.clone(),
+                    super::segments::member_of_sort_key(sort_key)?,
+                ))
+            })
+            .collect();
+        Ok((members, output.last_evaluated_key))
+    }
+
+    /// The profiles of `members` (one `BatchGetItem`), with the segment's
+    /// item when `segment` is given (`None` in the second place when it is
+    /// not there).
+    async fn profiles_of_members(
+        &self,
+        account: &AccountId,
+        members: &[(String, ObjectId)],
+        segment: Option<ObjectId>,
+    ) -> Result<(HashMap<ObjectId, User>, Option<SegmentItem>), ApiError> {
+        let mut wanted: Vec<Item> = members
+            .iter()
+            .map(|(_, id)| key(keys::user_pk(account, *id), keys::PROFILE_SK))
+            .collect();
+        let segment_pk = segment.map(|segment| keys::segment_pk(account, segment));
+        if let Some(pk) = &segment_pk {
+            wanted.push(key(pk, keys::SEGMENT_SK));
+        }
+        let mut profiles = HashMap::new();
+        let mut segment_found = None;
+        for item in self.batch_get(wanted, false).await? {
+            if segment_pk.is_some()
+                && item.get(keys::PK).and_then(|pk| pk.as_s().ok()) == segment_pk.as_ref()
+            {
+                segment_found = Some(from_item::<SegmentItem>(item)?);
+                continue;
+            }
+            let user = from_item::<ProfileItem>(item)?.into_user();
+            profiles.insert(user.id, user);
+        }
+        Ok((profiles, segment_found))
     }
 
     /// The users an index lookup finds, or `None` when there are too many to
@@ -454,69 +497,77 @@ impl Store {
                     self.get_user(account, id).await?.into_iter().collect(),
                 ))
             }
-            Lookup::Email(email) => {
-                // The index holds keys only: the users are fetched by id.
-                let mut ids = Vec::new();
-                let mut start = None;
-                loop {
-                    let output = self
-                        .client
-                        .query()
-                        .table_name(self.table())
-                        .index_name(BY_EMAIL.name)
-                        .key_condition_expression("#pk = :pk")
-                        .expression_attribute_names("#pk", BY_EMAIL.pk)
-                        .expression_attribute_values(":pk", s(keys::email_pk(account, email)))
-                        .limit(FILTERED_READ as i32)
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error("Query email", e))?;
-                    ids.extend(
-                        output.items.unwrap_or_default().iter().filter_map(|item| {
-                            keys::user_id_of_pk(item.get(keys::PK)?.as_s().ok()?)
-                        }),
-                    );
-                    if ids.len() > READ_BUDGET {
-                        return Ok(None);
-                    }
-                    start = output.last_evaluated_key;
-                    if start.is_none() {
-                        return self.users_by_id(account, &ids).await.map(Some);
-                    }
-                }
-            }
-            Lookup::Segment(segment) => {
-                let found = self
-                    .segments_by_id(account, &BTreeSet::from([segment]))
-                    .await?;
-                let Some(found) = found.get(&segment) else {
-                    // A deleted segment has no members, whatever cleanup is still under way.
-                    return Ok(Some(Vec::new()));
-                };
-                if found.users > READ_BUDGET as i64 {
-                    // Its counter says the lookup would run out of budget (the
-                    // counter only picks the strategy; both give the same page).
-                    return Ok(None);
-                }
-                let mut members = Vec::new();
-                let mut start = None;
-                loop {
-                    let (page, next) = self
-                        .segment_members(account, segment, start, FILTERED_READ as i32)
-                        .await?;
-                    members.extend(page);
-                    if members.len() > READ_BUDGET {
-                        return Ok(None);
-                    }
-                    start = next;
-                    if start.is_none() {
-                        break;
-                    }
-                }
-                self.users_by_id(account, &members).await.map(Some)
+            Lookup::Email(email) => self.users_with_email(account, email).await,
+            Lookup::Segment(segment) => self.members_of(account, segment).await,
+        }
+    }
+
+    /// The users with the e-mail address `email` (see [`Store::candidates`]).
+    async fn users_with_email(
+        &self,
+        account: &AccountId,
+        email: &str,
+    ) -> Result<Option<Vec<User>>, ApiError> {
+        // The index holds keys only: the users are fetched by id.
+        let pk = keys::email_pk(account, email);
+        let user_of = |item: &Item| keys::user_id_of_pk(item.get(keys::PK)?.as_s().ok()?);
+        match self.ids_in_partition(BY_EMAIL, &pk, user_of).await? {
+            Some(ids) => self.users_by_id(account, &ids).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The members of `segment` (see [`Store::candidates`]).
+    async fn members_of(
+        &self,
+        account: &AccountId,
+        segment: ObjectId,
+    ) -> Result<Option<Vec<User>>, ApiError> {
+        let found = self
+            .segments_by_id(account, &BTreeSet::from([segment]))
+            .await?;
+        let Some(found) = found.get(&segment) else {
+            // A deleted segment has no members, whatever cleanup is still under way.
+            return Ok(Some(Vec::new()));
+        };
+        if found.users > READ_BUDGET as i64 {
+            // Its counter says the lookup would run out of budget (the
+            // counter only picks the strategy; both give the same page).
+            return Ok(None);
+        }
+        let pk = keys::segment_members_pk(account, segment);
+        let member_of = |item: &Item| {
+            super::segments::member_of_sort_key(item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?)
+        };
+        match self
+            .ids_in_partition(keys::BY_SEGMENT, &pk, member_of)
+            .await?
+        {
+            Some(ids) => self.users_by_id(account, &ids).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The ids (`id_of` each entry) of the partition `pk` of `index`, read
+    /// page after page; `None` once they pass [`READ_BUDGET`].
+    async fn ids_in_partition(
+        &self,
+        index: Index,
+        pk: &str,
+        id_of: impl Fn(&Item) -> Option<ObjectId>,
+    ) -> Result<Option<Vec<ObjectId>>, ApiError> {
+        let mut ids = Vec::new();
+        let mut items = self
+            .partition_items(Some(index), pk, Some(FILTERED_READ as i32))
+            .send();
+        while let Some(item) = items.next().await {
+            let item = item.map_err(|e| sdk_error(&format!("Query {}", index.name), e))?;
+            ids.extend(id_of(&item));
+            if ids.len() > READ_BUDGET {
+                return Ok(None);
             }
         }
+        Ok(Some(ids))
     }
 
     /// Profiles of the given users (BatchGetItem, 100 at a time); missing ones are skipped.

@@ -10,23 +10,29 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 use aws_sdk_dynamodb::operation::query::paginator::QueryPaginatorItems;
 
 use super::items::{Item, key, s};
-use super::keys;
+use super::keys::{self, Index};
 use super::tx::{lock, take};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
 
 impl Store {
-    /// Every item of the partition `pk`, read consistently, `page` items a
-    /// request (DynamoDB's 1 MB when `None`): the SDK's paginator, whose
-    /// pages are read as the items are taken.
-    pub(crate) fn partition_items(&self, pk: &str, page: Option<i32>) -> QueryPaginatorItems {
+    /// Every item of the partition `pk` of the table (read consistently) or
+    /// of `index`, `page` items a request (DynamoDB's 1 MB when `None`): the
+    /// SDK's paginator, whose pages are read as the items are taken.
+    pub(crate) fn partition_items(
+        &self,
+        index: Option<Index>,
+        pk: &str,
+        page: Option<i32>,
+    ) -> QueryPaginatorItems {
         self.client
             .query()
             .table_name(self.table())
+            .set_index_name(index.map(|index| index.name.to_owned()))
             .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::PK)
+            .expression_attribute_names("#pk", index.map_or(keys::PK, |index| index.pk))
             .expression_attribute_values(":pk", s(pk))
-            .consistent_read(true)
+            .consistent_read(index.is_none())
             .set_limit(page)
             .into_paginator()
             .items()

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ops::ControlFlow;
 
 use super::items::{
-    ClaimItem, Item, MembershipItem, SegmentItem, attr, from_item, key, n, s, to_item,
+    ClaimItem, Item, MembershipItem, ProfileItem, SegmentItem, attr, from_item, key, n, s, to_item,
 };
 use super::size::{MAX_SEGMENTS_PER_USER, check_profile_fits};
 use super::tx::{Expr, Outcome, Transaction, absent, claim_of, exists};
@@ -75,6 +75,59 @@ fn name_taken(id: Option<ObjectId>) -> ApiError {
 /// memberships written before the key carried the creation time.
 pub(super) fn member_of_sort_key(sort_key: &str) -> Option<ObjectId> {
     keys::id_of_sort_key(sort_key).or_else(|| sort_key.parse().ok())
+}
+
+/// What one transaction of a segment change does: at most
+/// [`SEGMENTS_PER_TRANSACTION`] segments added and removed; the next attempt
+/// goes on with the rest.
+struct SegmentStep {
+    added: Vec<ObjectId>,
+    removed: Vec<ObjectId>,
+    /// The step is the whole change.
+    whole: bool,
+}
+
+impl SegmentStep {
+    /// The next step of `change` to `ids` for a user in `current`; `None`
+    /// when there is nothing left to change.
+    fn next(
+        change: SegmentChange,
+        ids: &BTreeSet<ObjectId>,
+        current: &BTreeSet<ObjectId>,
+    ) -> Option<SegmentStep> {
+        let (added, removed): (Vec<ObjectId>, Vec<ObjectId>) = match change {
+            SegmentChange::Add => (ids.difference(current).copied().collect(), vec![]),
+            SegmentChange::Remove => (vec![], ids.intersection(current).copied().collect()),
+            SegmentChange::Replace => (
+                ids.difference(current).copied().collect(),
+                current.difference(ids).copied().collect(),
+            ),
+        };
+        if added.is_empty() && removed.is_empty() {
+            return None;
+        }
+        let whole = added.len() + removed.len() <= SEGMENTS_PER_TRANSACTION;
+        let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
+        let removed = removed
+            .into_iter()
+            .take(SEGMENTS_PER_TRANSACTION - added.len())
+            .collect();
+        Some(SegmentStep {
+            added,
+            removed,
+            whole,
+        })
+    }
+
+    /// The user's segments once the step is made.
+    fn apply(&self, current: &BTreeSet<ObjectId>) -> BTreeSet<ObjectId> {
+        let mut target = current.clone();
+        target.extend(&self.added);
+        for id in &self.removed {
+            target.remove(id);
+        }
+        target
+    }
 }
 
 impl Store {
@@ -221,36 +274,6 @@ impl Store {
         .await
     }
 
-    /// One page of a segment's member ids from the members index.
-    pub(crate) async fn segment_members(
-        &self,
-        account: &AccountId,
-        segment: ObjectId,
-        start: Option<super::items::Item>,
-        limit: i32,
-    ) -> Result<(Vec<ObjectId>, Option<super::items::Item>), ApiError> {
-        let output = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(keys::BY_SEGMENT.name)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::BY_SEGMENT.pk)
-            .expression_attribute_values(":pk", s(keys::segment_members_pk(account, segment)))
-            .limit(limit)
-            .set_exclusive_start_key(start)
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query members", e))?;
-        let ids = output
-            .items
-            .unwrap_or_default()
-            .iter()
-            .filter_map(|item| member_of_sort_key(item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?))
-            .collect();
-        Ok((ids, output.last_evaluated_key))
-    }
-
     /// Adds a user to segments (already-present ones are fine).
     pub async fn add_segments(
         &self,
@@ -260,6 +283,53 @@ impl Store {
     ) -> Result<(), ApiError> {
         self.change_segments(account, user, SegmentChange::Add, ids)
             .await
+    }
+
+    /// The transaction of one step of a user's segment change: the profile's
+    /// set (conditional on the `segver` read), the membership items, and
+    /// the counters of the segments still there.
+    async fn segment_step(
+        &self,
+        account: &AccountId,
+        user: ObjectId,
+        profile: &ProfileItem,
+        target: &BTreeSet<ObjectId>,
+        step: &SegmentStep,
+    ) -> Result<Transaction, ApiError> {
+        let still_there = self
+            .segments_by_id(account, &step.removed.iter().copied().collect())
+            .await?;
+        let mut transaction = Transaction::default();
+        let set: Vec<String> = target.iter().map(ToString::to_string).collect();
+        let update = if set.is_empty() {
+            Expr::new("REMOVE #segs SET #segver = :next")
+        } else {
+            Expr::new("SET #segs = :segs, #segver = :next")
+                .value(":segs", aws_sdk_dynamodb::types::AttributeValue::Ss(set))
+        }
+        .name("#segs", attr::SEGMENTS)
+        .name("#segver", attr::SEGMENTS_VERSION)
+        .value(":next", n(profile.segver + 1));
+        transaction.update(
+            self.table(),
+            key(keys::user_pk(account, user), keys::PROFILE_SK),
+            update,
+            Some(Expr::new("#segver = :seen").value(":seen", n(profile.segver))),
+        );
+        let created = Timestamp::from_millis(profile.created_at);
+        for &segment in &step.added {
+            let membership = MembershipItem::new(account, user, created, segment);
+            transaction.put(self.table(), to_item(&membership)?, None);
+            count_members(&mut transaction, self.table(), account, segment, 1);
+        }
+        for &segment in &step.removed {
+            let membership = key(keys::user_pk(account, user), keys::membership_sk(segment));
+            transaction.delete(self.table(), membership, None);
+            if still_there.contains_key(&segment) {
+                count_members(&mut transaction, self.table(), account, segment, -1);
+            }
+        }
+        Ok(transaction)
     }
 
     /// Adds, replaces or removes a user's segments. Unknown ids are `400`
@@ -285,85 +355,26 @@ impl Store {
                 .ok_or_else(|| ApiError::not_found("user"))?;
             let current: BTreeSet<ObjectId> =
                 profile.segs.iter().filter_map(|s| s.parse().ok()).collect();
-            let (added, removed): (Vec<ObjectId>, Vec<ObjectId>) = match change {
-                SegmentChange::Add => (ids.difference(&current).copied().collect(), vec![]),
-                SegmentChange::Remove => (vec![], ids.intersection(&current).copied().collect()),
-                SegmentChange::Replace => (
-                    ids.difference(&current).copied().collect(),
-                    current.difference(ids).copied().collect(),
-                ),
-            };
-            if added.is_empty() && removed.is_empty() {
+            let Some(step) = SegmentStep::next(change, ids, &current) else {
                 return Ok(ControlFlow::Break(()));
-            }
-            // At most SEGMENTS_PER_TRANSACTION changes per transaction; the loop goes on with the rest.
-            let all_fit = added.len() + removed.len() <= SEGMENTS_PER_TRANSACTION;
-            let added: Vec<ObjectId> = added.into_iter().take(SEGMENTS_PER_TRANSACTION).collect();
-            let removed: Vec<ObjectId> = removed
-                .into_iter()
-                .take(SEGMENTS_PER_TRANSACTION - added.len())
-                .collect();
-            let still_there = self
-                .segments_by_id(account, &removed.iter().copied().collect())
-                .await?;
-            let mut target = current.clone();
-            target.extend(&added);
-            for id in &removed {
-                target.remove(id);
-            }
-            if !added.is_empty() {
+            };
+            let target = step.apply(&current);
+            if !step.added.is_empty() {
                 check_segment_count(target.len())?;
                 profile.segs = target.iter().map(ToString::to_string).collect();
                 check_profile_fits(&profile, "segments")?;
             }
-            let mut transaction = Transaction::default();
-            let set: Vec<String> = target.iter().map(ToString::to_string).collect();
-            let update = if set.is_empty() {
-                Expr::new("REMOVE #segs SET #segver = :next")
-            } else {
-                Expr::new("SET #segs = :segs, #segver = :next")
-                    .value(":segs", aws_sdk_dynamodb::types::AttributeValue::Ss(set))
-            }
-            .name("#segs", attr::SEGMENTS)
-            .name("#segver", attr::SEGMENTS_VERSION)
-            .value(":next", n(profile.segver + 1));
-            transaction.update(
-                self.table(),
-                key(keys::user_pk(account, user), keys::PROFILE_SK),
-                update,
-                Some(Expr::new("#segver = :seen").value(":seen", n(profile.segver))),
-            );
-            for &segment in &added {
-                transaction.put(
-                    self.table(),
-                    to_item(&MembershipItem::new(
-                        account,
-                        user,
-                        Timestamp::from_millis(profile.created_at),
-                        segment,
-                    ))?,
-                    None,
-                );
-                count_members(&mut transaction, self.table(), account, segment, 1);
-            }
-            for &segment in &removed {
-                transaction.delete(
-                    self.table(),
-                    key(keys::user_pk(account, user), keys::membership_sk(segment)),
-                    None,
-                );
-                if still_there.contains_key(&segment) {
-                    count_members(&mut transaction, self.table(), account, segment, -1);
-                }
-            }
+            let transaction = self
+                .segment_step(account, user, &profile, &target, &step)
+                .await?;
             let outcome = self.commit(transaction).await?;
             if let Outcome::ConditionFailed(_) = outcome
                 && change != SegmentChange::Remove
             {
-                self.require_segments(account, &added.iter().copied().collect())
+                self.require_segments(account, &step.added.iter().copied().collect())
                     .await?;
             }
-            if matches!(outcome, Outcome::Committed) && all_fit {
+            if matches!(outcome, Outcome::Committed) && step.whole {
                 return Ok(ControlFlow::Break(()));
             }
             // The next attempt re-reads: a lost race is retried, and more

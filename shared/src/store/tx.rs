@@ -33,7 +33,9 @@ use crate::model::ObjectId;
 /// Most actions DynamoDB accepts in one transaction.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
 
-/// An expression with its placeholders.
+/// An expression with its placeholders: a condition, or an update (written
+/// out, or built clause by clause with [`UpdateExpr`]). The one form every
+/// conditional write of the store takes, in a transaction or alone.
 #[derive(Debug, Default, Clone)]
 pub struct Expr {
     pub text: String,
@@ -60,6 +62,33 @@ impl Expr {
     }
 }
 
+/// An update and its condition as one request states them: the two texts,
+/// and the placeholders of both in one set (DynamoDB takes one set per
+/// request).
+struct Conditional {
+    update: String,
+    condition: Option<String>,
+    names: Option<HashMap<String, String>>,
+    values: Option<HashMap<String, AttributeValue>>,
+}
+
+impl Conditional {
+    fn new(update: Expr, condition: Option<Expr>) -> Self {
+        let (mut names, mut values) = (update.names, update.values);
+        let condition = condition.map(|condition| {
+            names.extend(condition.names);
+            values.extend(condition.values);
+            condition.text
+        });
+        Conditional {
+            update: update.text,
+            condition,
+            names: non_empty(names),
+            values: non_empty(values),
+        }
+    }
+}
+
 /// The item is there (the condition of a write to an existing item).
 pub(crate) fn exists() -> Expr {
     Expr::new("attribute_exists(pk)")
@@ -70,20 +99,26 @@ pub(crate) fn absent() -> Expr {
     Expr::new("attribute_not_exists(pk)")
 }
 
+/// One more pass counted on a job's item: a change, so that the table's
+/// stream starts a worker for the job (AWS).
+pub(crate) fn passed() -> Expr {
+    Expr::new("ADD passes :one").value(":one", super::items::n(1))
+}
+
 /// The condition for removing a claim: it is the object's (or already gone,
 /// so that a claim lost to an earlier crash never blocks the removal).
 pub(crate) fn claim_of(id: ObjectId) -> Expr {
     Expr::new("attribute_not_exists(pk) OR id = :id").value(":id", s(id.to_string()))
 }
 
-/// An update expression built clause by clause (`SET`, `REMOVE`, `ADD`).
+/// An update [`Expr`] built clause by clause (`SET`, `REMOVE`, `ADD`), for
+/// updates whose clauses depend on what is changed.
 #[derive(Debug, Default)]
 pub struct UpdateExpr {
     set: Vec<String>,
     remove: Vec<String>,
     add: Vec<String>,
-    names: HashMap<String, String>,
-    values: HashMap<String, AttributeValue>,
+    placeholders: Expr,
 }
 
 impl UpdateExpr {
@@ -103,12 +138,12 @@ impl UpdateExpr {
     }
 
     pub fn name(mut self, placeholder: &str, name: &str) -> Self {
-        self.names.insert(placeholder.to_owned(), name.to_owned());
+        self.placeholders = self.placeholders.name(placeholder, name);
         self
     }
 
     pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
-        self.values.insert(placeholder.to_owned(), value);
+        self.placeholders = self.placeholders.value(placeholder, value);
         self
     }
 
@@ -125,20 +160,19 @@ impl UpdateExpr {
     ) -> Self {
         let map_placeholder = format!("#{tag}");
         if !patch.is_empty() {
-            self.names.insert(map_placeholder.clone(), map.to_owned());
+            self = self.name(&map_placeholder, map);
         }
         for (i, (key, value)) in patch.iter().enumerate() {
             let key_placeholder = format!("#{tag}{i}");
-            self.names.insert(key_placeholder.clone(), key.clone());
+            self = self.name(&key_placeholder, key);
             let path = format!("{map_placeholder}.{key_placeholder}");
-            match value {
+            self = match value {
                 Some(value) => {
                     let value_placeholder = format!(":{tag}{i}");
-                    self.set.push(format!("{path} = {value_placeholder}"));
-                    self.values
-                        .insert(value_placeholder, AttributeValue::S(value.clone()));
+                    self.set(format!("{path} = {value_placeholder}"))
+                        .value(&value_placeholder, AttributeValue::S(value.clone()))
                 }
-                None => self.remove.push(path),
+                None => self.remove(path),
             }
         }
         self
@@ -158,8 +192,7 @@ impl UpdateExpr {
         }
         Expr {
             text: text.join(" "),
-            names: self.names,
-            values: self.values,
+            ..self.placeholders
         }
     }
 }
@@ -203,20 +236,14 @@ impl Transaction {
         update: Expr,
         condition: Option<Expr>,
     ) -> &mut Self {
-        let mut names = update.names;
-        let mut values = update.values;
-        let condition_text = condition.map(|c| {
-            names.extend(c.names);
-            values.extend(c.values);
-            c.text
-        });
+        let update = Conditional::new(update, condition);
         let action = Update::builder()
             .table_name(table)
             .set_key(Some(key))
-            .update_expression(update.text)
-            .set_condition_expression(condition_text)
-            .set_expression_attribute_names(non_empty(names))
-            .set_expression_attribute_values(non_empty(values))
+            .update_expression(update.update)
+            .set_condition_expression(update.condition)
+            .set_expression_attribute_names(update.names)
+            .set_expression_attribute_values(update.values)
             .build()
             .expect("update has table, key and expression");
         self.items
@@ -302,7 +329,7 @@ fn refused(operation: &str, message: Option<&str>) -> ApiError {
 }
 
 /// How a single-item conditional write (or an unconditional one) ended.
-pub(crate) fn outcome_of<T, E, R>(
+fn outcome_of<T, E, R>(
     operation: &str,
     result: Result<T, SdkError<E, R>>,
 ) -> Result<Outcome, ApiError>
@@ -395,12 +422,31 @@ impl Store {
             .table_name(self.table())
             .set_item(Some(item))
             .condition_expression(condition.text)
-            .set_expression_attribute_names(
-                (!condition.names.is_empty()).then_some(condition.names),
-            )
-            .set_expression_attribute_values(
-                (!condition.values.is_empty()).then_some(condition.values),
-            )
+            .set_expression_attribute_names(non_empty(condition.names))
+            .set_expression_attribute_values(non_empty(condition.values))
+            .send()
+            .await;
+        outcome_of(operation, written)
+    }
+
+    /// Applies `update` to the item at `key` if `condition` holds.
+    pub(crate) async fn update_if(
+        &self,
+        operation: &str,
+        key: Item,
+        update: Expr,
+        condition: Expr,
+    ) -> Result<Outcome, ApiError> {
+        let update = Conditional::new(update, Some(condition));
+        let written = self
+            .client
+            .update_item()
+            .table_name(self.table())
+            .set_key(Some(key))
+            .update_expression(update.update)
+            .set_condition_expression(update.condition)
+            .set_expression_attribute_names(update.names)
+            .set_expression_attribute_values(update.values)
             .send()
             .await;
         outcome_of(operation, written)

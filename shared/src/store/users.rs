@@ -14,7 +14,7 @@ use super::items::{
 };
 use super::segments::{check_segment_count, count_members};
 use super::size::check_profile_fits;
-use super::tx::{MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, absent, outcome_of};
+use super::tx::{Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, absent, exists};
 use super::{DETAILS_CONVERSATIONS, Store, keys};
 use crate::error::ApiError;
 use crate::model::{
@@ -215,8 +215,7 @@ impl Store {
                 .set("#ver = :next")
                 .patch_map(attr::ATTRS, "a", patch)
                 .name("#ver", attr::VERSION)
-                .value(":next", n(profile.ver + 1))
-                .value(":seen", n(profile.ver));
+                .value(":next", n(profile.ver + 1));
             update = match &profile.gsi3pk {
                 Some(email_pk) => update
                     .set("#email_pk = :email")
@@ -224,19 +223,12 @@ impl Store {
                 None => update.remove("#email_pk"),
             }
             .name("#email_pk", keys::BY_EMAIL.pk);
-            let update = update.build();
+            let key = key(keys::user_pk(account, id), keys::PROFILE_SK);
+            let unchanged = Expr::new("#ver = :seen").value(":seen", n(profile.ver));
             let written = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(key(keys::user_pk(account, id), keys::PROFILE_SK)))
-                .update_expression(update.text)
-                .condition_expression("#ver = :seen")
-                .set_expression_attribute_names(Some(update.names))
-                .set_expression_attribute_values(Some(update.values))
-                .send()
-                .await;
-            Ok(outcome_of("UpdateItem attributes", written)?.committed())
+                .update_if("UpdateItem attributes", key, update.build(), unchanged)
+                .await?;
+            Ok(written.committed())
         })
         .await
     }
@@ -249,18 +241,11 @@ impl Store {
         banned: bool,
     ) -> Result<(), ApiError> {
         self.until_decided("ban", || async {
-            let written = self
-                .client
-                .update_item()
-                .table_name(self.table())
-                .set_key(Some(key(keys::user_pk(account, id), keys::PROFILE_SK)))
-                .update_expression("SET #banned = :banned")
-                .condition_expression("attribute_exists(pk)")
-                .expression_attribute_names("#banned", attr::BANNED)
-                .expression_attribute_values(":banned", AttributeValue::Bool(banned))
-                .send()
-                .await;
-            match outcome_of("UpdateItem ban", written)? {
+            let key = key(keys::user_pk(account, id), keys::PROFILE_SK);
+            let ban = Expr::new("SET #banned = :banned")
+                .name("#banned", attr::BANNED)
+                .value(":banned", AttributeValue::Bool(banned));
+            match self.update_if("UpdateItem ban", key, ban, exists()).await? {
                 Outcome::ConditionFailed(_) => Err(ApiError::not_found("user")),
                 outcome => Ok(outcome.committed()),
             }
