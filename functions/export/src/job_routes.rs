@@ -9,21 +9,21 @@
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::Serialize;
 use shared::envelope::Envelope;
 use shared::export::ExportRequest;
-use shared::http::{Account, PathId};
+use shared::http::{Account, OptionalJsonBody, PathId};
 use shared::model::{ObjectId, Timestamp};
 use shared::store::{ExportJob, ExportJobState};
 use shared::{ApiError, ApiResult};
 use tokio::io::AsyncReadExt;
 
+use crate::ExportState;
 use crate::files::{Download, FILE_CONTENT_TYPE, FILE_DISPOSITION};
-use crate::{ExportState, body_of};
 
 pub(crate) fn routes() -> Router<ExportState> {
     Router::new()
@@ -64,9 +64,8 @@ pub struct JobView {
 async fn create_job(
     State(state): State<ExportState>,
     Account(account): Account,
-    request: Request,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
-    let body = body_of(request).await?;
     ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let text = serde_json::to_string(&body)
         .map_err(|e| ApiError::internal_from("serialize export request", e))?;

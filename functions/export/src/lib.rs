@@ -45,16 +45,15 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use axum::routing::post;
 use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
-use serde_json::{Map, Value};
 use shared::deadline::Deadline;
 use shared::export::{CsvRows, ExportRequest};
-use shared::http::{Account, AppState, JsonBody, MAX_BODY_BYTES, finish, idempotent};
+use shared::http::{Account, AppState, OptionalJsonBody, finish, idempotent};
 use shared::model::User;
 use shared::{ApiError, ApiResult};
 use tokio::sync::mpsc;
@@ -185,12 +184,13 @@ type Chunk = Result<Bytes, std::io::Error>;
 async fn export(
     State(state): State<ExportState>,
     Account(account): Account,
-    request: Request,
+    deadline: Option<Extension<Deadline>>,
+    headers: HeaderMap,
+    OptionalJsonBody(body): OptionalJsonBody,
 ) -> ApiResult<Response> {
     let started = Instant::now();
-    let deadline = request.extensions().get::<Deadline>().copied();
-    let mut encoder = BodyEncoder::new(accepts_gzip(request.headers()));
-    let body = body_of(request).await?;
+    let deadline = deadline.map(|Extension(deadline)| deadline);
+    let mut encoder = BodyEncoder::new(accepts_gzip(&headers));
     let request = ExportRequest::parse(&body).map_err(ApiError::validation)?;
     let csv = CsvRows::new(request.fields.clone());
     let mut pages: Pages = Box::pin(state.app.store.export_users(&account, &request));
@@ -243,6 +243,14 @@ async fn export(
         tokio::spawn(sending.rest(pages).in_current_span());
     }
 
+    Ok(csv_response(receiver, content_encoding))
+}
+
+/// The `200` whose body is what `receiver` is sent, with the CSV's headers.
+fn csv_response(
+    receiver: mpsc::Receiver<Chunk>,
+    content_encoding: Option<&'static str>,
+) -> Response {
     let mut response = Response::new(Body::from_stream(ReceiverStream::new(receiver)));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -258,26 +266,11 @@ async fn export(
     if let Some(coding) = content_encoding {
         headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
     }
-    Ok(response)
+    response
 }
 
 fn encoding_error(error: std::io::Error) -> ApiError {
     ApiError::internal_from("compress export chunk", error)
-}
-
-/// The body as JSON: `{}` when empty, else by the API's JSON body rules
-/// (`413` over 1 MiB, `415` when not declared JSON, `400` when malformed).
-pub(crate) async fn body_of(request: Request) -> ApiResult<Value> {
-    let (parts, body) = request.into_parts();
-    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES)
-        .await
-        .map_err(|_| ApiError::PayloadTooLarge)?;
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Value::Object(Map::new()));
-    }
-    let JsonBody(value) =
-        JsonBody::from_request(Request::from_parts(parts, Body::from(bytes)), &()).await?;
-    Ok(value)
 }
 
 /// Why the sending stopped.

@@ -75,8 +75,7 @@ pub async fn import(
             .flexible(true)
             .from_reader(bytes.as_slice())
     };
-    let mut reader = csv_of();
-    let headers = reader
+    let headers = csv_of()
         .headers()
         .map_err(|e| format!("{}: {e}", file.display()))?
         .clone();
@@ -94,26 +93,17 @@ pub async fn import(
         file_sha256: &progress.file_sha256.clone(),
         started: progress.started,
     };
-    // A userId given again later in the file is refused there, whichever of
-    // the concurrent writes would land first.
-    let mut first_line_of: HashMap<String, u64> = HashMap::new();
+    let mut first_lines = FirstLines::default();
+    let mut reader = csv_of();
     let rows = reader
         .records()
         .enumerate()
         .skip(progress.done as usize)
         .map(|(index, record)| {
-            let earlier = record.as_ref().ok().and_then(|record| {
-                let line = record.position().map_or(0, |p| p.line());
-                let cells: Vec<&str> = record.iter().collect();
-                let user_id = columns.user_id(&cells)?.to_owned();
-                match first_line_of.get(&user_id) {
-                    Some(&first) => Some(first),
-                    None => {
-                        first_line_of.insert(user_id, line);
-                        None
-                    }
-                }
-            });
+            let earlier = record
+                .as_ref()
+                .ok()
+                .and_then(|record| first_lines.earlier(&columns, record));
             row.store(index, record, earlier)
         });
     let mut rows = futures_util::stream::iter(rows).buffered(IMPORT_CONCURRENCY);
@@ -146,6 +136,28 @@ pub async fn import(
     save(&saved, &progress)?;
     bar.clear();
     Ok(report)
+}
+
+/// The line where each `userId` of the file came first: a `userId` given
+/// again later is refused there, whichever of the concurrent writes would
+/// land first.
+#[derive(Default)]
+struct FirstLines(HashMap<String, u64>);
+
+impl FirstLines {
+    /// The earlier line of `record`'s `userId`, if it came before.
+    fn earlier(&mut self, columns: &ImportColumns, record: &csv::StringRecord) -> Option<u64> {
+        let line = record.position().map_or(0, |p| p.line());
+        let cells: Vec<&str> = record.iter().collect();
+        let user_id = columns.user_id(&cells)?.to_owned();
+        match self.0.get(&user_id) {
+            Some(&first) => Some(first),
+            None => {
+                self.0.insert(user_id, line);
+                None
+            }
+        }
+    }
 }
 
 impl Progress {

@@ -16,7 +16,7 @@ use axum::http::request::Parts;
 
 pub use account::{ACCOUNT_CONTEXT_KEY, Account, with_account};
 pub use auth::{PUBLIC_PATHS, authorize, bearer_token};
-pub use body::{JsonBody, MAX_BODY_BYTES, Valid};
+pub use body::{JsonBody, MAX_BODY_BYTES, OptionalJsonBody, Valid};
 pub use idempotency::{
     IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, REPLAYED_HEADER, idempotent,
 };

@@ -231,7 +231,6 @@ impl Store {
         after: Option<Position>,
         budget: usize,
     ) -> Result<Page, ApiError> {
-        let ascending = query.sort.order == SortOrder::Asc;
         let by_seen = query.sort.field == SortField::LastSeen;
         let limit = query.limit as usize;
         let filtered = !query.filters.filters.is_empty();
@@ -243,23 +242,7 @@ impl Store {
             None if by_seen => Some(Timestamp::now()),
             None => None,
         };
-        let mut walk = IndexWalk::new(
-            self,
-            sort_index(query.sort),
-            keys::users_index_pks(account, self.index_shards),
-            ascending,
-            None,
-            after.as_ref().map(|p| p.key.as_str()),
-            // A filtered walk's first reads stay near one batch, however many shards.
-            if filtered {
-                FILTERED_READ
-                    .div_ceil(usize::from(self.index_shards))
-                    .max(limit + 1)
-            } else {
-                limit + 1
-            },
-        )
-        .deciding(&query.filters);
+        let mut walk = self.sort_walk(account, query, after.as_ref());
         let mut users: Vec<User> = Vec::with_capacity(limit);
         let mut last_key: Option<String> = None;
         let mut more = false;
@@ -312,6 +295,34 @@ impl Store {
             Some(key) => keys::id_of_sort_key(&key),
         };
         Ok(Page { users, next })
+    }
+
+    /// The walk of the account's sort index for `query`, from `after`.
+    fn sort_walk(
+        &self,
+        account: &AccountId,
+        query: &ListQuery,
+        after: Option<&Position>,
+    ) -> IndexWalk {
+        let limit = query.limit as usize;
+        // A filtered walk's first reads stay near one batch, however many shards.
+        let first_read = if query.filters.filters.is_empty() {
+            limit + 1
+        } else {
+            FILTERED_READ
+                .div_ceil(usize::from(self.index_shards))
+                .max(limit + 1)
+        };
+        IndexWalk::new(
+            self,
+            sort_index(query.sort),
+            keys::users_index_pks(account, self.index_shards),
+            query.sort.order == SortOrder::Asc,
+            None,
+            after.map(|p| p.key.as_str()),
+            first_read,
+        )
+        .deciding(&query.filters)
     }
 
     /// A page of a segment's members in creation order. The members index is

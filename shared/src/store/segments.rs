@@ -35,6 +35,21 @@ pub(crate) fn count_members(
     );
 }
 
+/// The membership of `user` (created at `created`) in `segment`, and one
+/// more member on the segment's counter.
+pub(crate) fn join_segment(
+    transaction: &mut Transaction,
+    table: &str,
+    account: &AccountId,
+    (user, created): (ObjectId, Timestamp),
+    segment: ObjectId,
+) -> Result<(), ApiError> {
+    let membership = MembershipItem::new(account, user, created, segment);
+    transaction.put(table, to_item(&membership)?, None);
+    count_members(transaction, table, account, segment, 1);
+    Ok(())
+}
+
 /// `400` when a user would belong to more segments than it may.
 pub(crate) fn check_segment_count(count: usize) -> Result<(), ApiError> {
     if count <= MAX_SEGMENTS_PER_USER {
@@ -318,9 +333,13 @@ impl Store {
         );
         let created = Timestamp::from_millis(profile.created_at);
         for &segment in &step.added {
-            let membership = MembershipItem::new(account, user, created, segment);
-            transaction.put(self.table(), to_item(&membership)?, None);
-            count_members(&mut transaction, self.table(), account, segment, 1);
+            join_segment(
+                &mut transaction,
+                self.table(),
+                account,
+                (user, created),
+                segment,
+            )?;
         }
         for &segment in &step.removed {
             let membership = key(keys::user_pk(account, user), keys::membership_sk(segment));

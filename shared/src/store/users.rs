@@ -9,10 +9,8 @@ use std::ops::ControlFlow;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 
-use super::items::{
-    ClaimItem, MembershipItem, ProfileItem, attr, email_index_pk, from_item, key, n, s, to_item,
-};
-use super::segments::{check_segment_count, count_members};
+use super::items::{ClaimItem, ProfileItem, attr, email_index_pk, from_item, key, n, s, to_item};
+use super::segments::{check_segment_count, join_segment};
 use super::size::check_profile_fits;
 use super::tx::{Expr, MAX_TRANSACTION_ITEMS, Outcome, Transaction, UpdateExpr, absent, exists};
 use super::{DETAILS_CONVERSATIONS, Store, keys};
@@ -57,32 +55,23 @@ impl Store {
         let mut whole = profile.clone();
         whole.segs = new.segments.iter().map(ToString::to_string).collect();
         check_profile_fits(&whole, "attributes")?;
-        let claim_pk = keys::user_id_claim_pk(account, &user.user_id);
+        let claim = ClaimItem {
+            pk: keys::user_id_claim_pk(account, &user.user_id),
+            sk: keys::CLAIM_SK.into(),
+            id: user.id,
+        };
+        let claim_pk = &claim.pk;
         self.until_decided("create user", || async {
             let mut transaction = Transaction::default();
-            let claim = ClaimItem {
-                pk: claim_pk.clone(),
-                sk: keys::CLAIM_SK.into(),
-                id: user.id,
-            };
             transaction.put(self.table(), to_item(&claim)?, Some(absent()));
             transaction.put(self.table(), to_item(&profile)?, Some(absent()));
             for &segment in &user.segments {
-                transaction.put(
-                    self.table(),
-                    to_item(&MembershipItem::new(
-                        account,
-                        user.id,
-                        user.created_at,
-                        segment,
-                    ))?,
-                    None,
-                );
-                count_members(&mut transaction, self.table(), account, segment, 1);
+                let joining = (user.id, user.created_at);
+                join_segment(&mut transaction, self.table(), account, joining, segment)?;
             }
             let outcome = self.commit(transaction).await?;
             if let Outcome::ConditionFailed(_) = outcome {
-                if let Some(existing) = self.claim_owner(&claim_pk).await? {
+                if let Some(existing) = self.claim_owner(claim_pk).await? {
                     if existing == user.id {
                         // Written by an earlier attempt of this request
                         // (its Idempotency-Key gives every attempt the same id).
