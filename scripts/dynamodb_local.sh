@@ -120,32 +120,7 @@ serve() {
 
 wait_ready() {
     local url=${1:?usage: dynamodb_local.sh wait URL SECONDS} limit=${2:-60}
-    "$PYTHON" - "$url" "$limit" <<'EOF'
-import json, sys, time, urllib.request
-url, limit = sys.argv[1], float(sys.argv[2])
-deadline = time.monotonic() + limit
-# DynamoDB Local does not check signatures, but it reads the access key and
-# region from the Authorization header (its tables live per key and region).
-headers = {
-    "Content-Type": "application/x-amz-json-1.0",
-    "X-Amz-Target": "DynamoDB_20120810.ListTables",
-    "Authorization": "AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, "
-    "SignedHeaders=host, Signature=0",
-}
-while True:
-    try:
-        req = urllib.request.Request(url, data=b"{}", headers=headers, method="POST")
-        with urllib.request.urlopen(req, timeout=2) as r:
-            if r.status == 200 and "TableNames" in json.load(r):
-                print(f"DynamoDB Local answers at {url}")
-                sys.exit(0)
-    except Exception:
-        pass
-    if time.monotonic() > deadline:
-        print(f"DynamoDB Local did not answer at {url} within {limit:.0f} s", file=sys.stderr)
-        sys.exit(1)
-    time.sleep(0.2)
-EOF
+    "$PYTHON" scripts/wait_ready.py dynamodb "$url" "$limit"
 }
 
 case "${1:-}" in

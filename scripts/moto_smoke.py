@@ -243,18 +243,18 @@ def main() -> int:
         check("PutItem failure returns Item (ALL_OLD)", "Item" in e.response, e.response.get("Item"))
 
     # ---- Query a GSI backwards, with Limit / ExclusiveStartKey -------------
+    newest_first = dict(
+        TableName=table,
+        IndexName=BY_CREATED,
+        KeyConditionExpression="gsi1pk = :p",
+        ExpressionAttributeValues={":p": S("A#acc1")},
+        ScanIndexForward=False,
+    )
     seen: list[str] = []
     start = None
     pages = 0
     while True:
-        kw = dict(
-            TableName=table,
-            IndexName=BY_CREATED,
-            KeyConditionExpression="gsi1pk = :p",
-            ExpressionAttributeValues={":p": S("A#acc1")},
-            ScanIndexForward=False,
-            Limit=3,
-        )
+        kw = dict(newest_first, Limit=3)
         if start:
             kw["ExclusiveStartKey"] = start
         r = ddb.query(**kw)
@@ -274,11 +274,7 @@ def main() -> int:
 
     # Resume from a key we build ourselves (what `after=<id>` does).
     r = ddb.query(
-        TableName=table,
-        IndexName=BY_CREATED,
-        KeyConditionExpression="gsi1pk = :p",
-        ExpressionAttributeValues={":p": S("A#acc1")},
-        ScanIndexForward=False,
+        **newest_first,
         Limit=2,
         ExclusiveStartKey={
             "pk": S(f"A#acc1#U#{ids[4]}"),

@@ -183,6 +183,14 @@ suites_against() {
         -p users-api -p cleanup-function
 }
 export -f setup_venv cargo_test suites_against
+engine_suites() { # NAME ENGINE_URL [S3_URL]: the suites as a step of their own
+    section "cargo test against $1 (users-shared, users-api-tests, authorizer-function, users-api, cleanup-function)"
+    if [[ $build_ok != 1 ]]; then
+        echo "-- cargo test ($1): not run, the test build failed above"
+    else
+        step "cargo test ($1)" 2400 suites_against "$2" "${3:-}" || true
+    fi
+}
 if step "python tools" 1200 setup_venv "$VENV" "$REQS"; then
     venv_ok=1
     "$VENV/bin/python" -c 'import moto, samtranslator; print(f"moto {moto.__version__}, aws-sam-translator {samtranslator.__version__}")'
@@ -270,23 +278,7 @@ free_port() { # python3 from PATH: DynamoDB Local runs without the venv
     "$PYTHON" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
 wait_for_moto() { # URL SECONDS
-    "$VENV/bin/python" - "$1" "$2" <<'EOF'
-import sys, time, urllib.request
-url, limit = sys.argv[1], float(sys.argv[2])
-deadline = time.monotonic() + limit
-while True:
-    try:
-        # moto's dashboard page: static, answers without AWS signing.
-        with urllib.request.urlopen(url + "/moto-api/", timeout=2) as r:
-            if r.status == 200:
-                sys.exit(0)
-    except Exception:
-        pass
-    if time.monotonic() > deadline:
-        print(f"moto server did not answer at {url} within {limit:.0f} s", file=sys.stderr)
-        sys.exit(1)
-    time.sleep(0.2)
-EOF
+    "$VENV/bin/python" scripts/wait_ready.py moto "$1" "$2"
 }
 
 export -f wait_for_moto
@@ -311,12 +303,7 @@ elif [[ $venv_ok == 1 ]]; then
         section "moto smoke test (DynamoDB features the store uses)"
         step "moto smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$MOTO_URL" || true
 
-        section "cargo test against moto (users-shared, users-api-tests, authorizer-function, users-api, cleanup-function)"
-        if [[ $build_ok != 1 ]]; then
-            echo "-- cargo test (moto): not run, the test build failed above"
-        else
-            step "cargo test (moto)" 2400 suites_against "$MOTO_URL" "$MOTO_URL" || true
-        fi
+        engine_suites moto "$MOTO_URL" "$MOTO_URL"
 
         section "Lambda functions: the real binaries under cargo lambda watch, fed tests/events"
         if [[ $build_ok != 1 ]]; then
@@ -352,12 +339,7 @@ else
                 step "DynamoDB Local smoke" 300 "$VENV/bin/python" scripts/moto_smoke.py "$DDB_URL" || true
             fi
 
-            section "cargo test against DynamoDB Local (users-shared, users-api-tests, authorizer-function, users-api, cleanup-function)"
-            if [[ $build_ok != 1 ]]; then
-                echo "-- cargo test (DynamoDB Local): not run, the test build failed above"
-            else
-                step "cargo test (DynamoDB Local)" 2400 suites_against "$DDB_URL" || true
-            fi
+            engine_suites "DynamoDB Local" "$DDB_URL"
         else
             echo "---- dynamodb-local.log ----"
             tail -n 50 "$WORK/dynamodb-local.log" || true

@@ -361,6 +361,19 @@ impl Client {
         ids
     }
 
+    /// Creates users `u0`, `u1`, … (attribute `a` = `1`) one request at a
+    /// time, a few milliseconds apart so that no two share a creation time;
+    /// returns their ids in creation order.
+    pub async fn create_users_in_turn(&self, count: usize) -> Vec<String> {
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let user = NewUser::new(format!("u{i}")).with("a", "1");
+            ids.push(self.create_user(user).await);
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        ids
+    }
+
     /// Records a conversation of `user` (`POST /users/{id}/conversations`);
     /// returns its id.
     pub async fn record_conversation(&self, user: &str, first_message: &str) -> String {

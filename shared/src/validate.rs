@@ -54,21 +54,29 @@ pub fn json_type_name(value: &Value) -> &'static str {
     }
 }
 
+/// `value` as an object, or the error at `path` (`body` when empty) saying
+/// it must be `described` ("an object", "a filter object …").
+pub(crate) fn object_at<'a>(
+    value: &'a Value,
+    path: &str,
+    described: &str,
+) -> Result<&'a Map<String, Value>, FieldError> {
+    value.as_object().ok_or_else(|| {
+        FieldError::new(
+            if path.is_empty() { "body" } else { path },
+            format!("must be {described}, not {}", json_type_name(value)),
+        )
+    })
+}
+
 fn expect_object<'a>(
     value: &'a Value,
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<&'a Map<String, Value>> {
-    match value {
-        Value::Object(map) => Some(map),
-        other => {
-            errors.push(FieldError::new(
-                if path.is_empty() { "body" } else { path },
-                format!("must be an object, not {}", json_type_name(other)),
-            ));
-            None
-        }
-    }
+    object_at(value, path, "an object")
+        .map_err(|error| errors.push(error))
+        .ok()
 }
 
 /// Reports every key of `map` that is not in `allowed`.

@@ -88,13 +88,7 @@ async fn conversation_bodies_are_validated_and_users_must_exist() {
 async fn sorting_by_last_seen_follows_activity() {
     let api = TestApi::new().await;
     let acme = api.client("acme").await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
-                .await,
-        );
-    }
+    let ids = acme.create_users_in_turn(3).await;
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     acme.post(&format!("/users/{}/conversations", ids[0]), json!({}))
         .await;
@@ -147,14 +141,7 @@ async fn paging_by_last_seen_never_repeats_or_skips_while_activity_is_recorded()
     for order in ["desc", "asc"] {
         let api = TestApi::new().await;
         let acme = api.client("acme").await;
-        let mut ids = Vec::new();
-        for i in 0..17 {
-            ids.push(
-                acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
-                    .await,
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
+        let ids = acme.create_users_in_turn(17).await;
         // Movers: some already shown on the first page, some not yet, one twice.
         let first_page: Vec<String> = ids_of(
             &acme
@@ -210,10 +197,7 @@ async fn paging_by_last_seen_never_repeats_or_skips_while_activity_is_recorded()
 async fn a_last_seen_cursor_is_not_a_created_at_cursor() {
     let api = TestApi::new().await;
     let acme = api.client("acme").await;
-    for i in 0..3 {
-        acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
-            .await;
-    }
+    acme.create_users_in_turn(3).await;
     let page = acme.get("/users?sort.field=lastSeen&limit=1").await.body;
     let cursor = page["next"].as_str().unwrap();
     let answer = acme.get(&format!("/users?after={cursor}")).await;

@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
 use axum::body::Body;
+use axum::response::Response;
 use bytes::Bytes;
 use http::{Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
@@ -50,6 +51,12 @@ fn lines(answer: &Answer) -> Vec<String> {
         .strip_suffix("\r\n")
         .unwrap_or_else(|| panic!("ends with CRLF: {:?}", answer.text));
     body.split("\r\n").map(str::to_owned).collect()
+}
+
+/// The rows of a CSV text after its header line (each ends with CRLF).
+fn rows_after_header(text: &str) -> Vec<&str> {
+    let body = text.strip_suffix("\r\n").expect("ends with CRLF");
+    body.split("\r\n").skip(1).collect()
 }
 
 /// The rows of an export of `userId` alone.
@@ -157,14 +164,7 @@ async fn selected_fields_in_the_requested_order() {
 async fn rows_follow_the_requested_sort() {
     let api = TestApi::new().await;
     let acme = api.client("acme").await;
-    let mut ids = Vec::new();
-    for i in 0..3 {
-        ids.push(
-            acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
-                .await,
-        );
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
+    let ids = acme.create_users_in_turn(3).await;
     let fields = json!(["userId"]);
     assert_eq!(
         user_ids(&export(&acme, json!({"fields": fields})).await),
@@ -252,14 +252,7 @@ async fn filters_and_match_select_like_the_list() {
 async fn listed_users_come_in_the_requested_sort_and_unknown_ids_are_skipped() {
     let api = TestApi::new().await;
     let acme = api.client("acme").await;
-    let mut ids = Vec::new();
-    for i in 0..4 {
-        ids.push(
-            acme.create_user(NewUser::new(format!("u{i}")).with("a", "1"))
-                .await,
-        );
-        tokio::time::sleep(Duration::from_millis(3)).await;
-    }
+    let ids = acme.create_users_in_turn(4).await;
     let unknown = ObjectId::new().to_string();
     let listed = json!([ids[0], unknown, ids[3], ids[1], ids[0]]);
     let answer = export(&acme, json!({"users": listed, "fields": ["userId"]})).await;
@@ -393,24 +386,22 @@ async fn bad_requests_answer_the_json_envelope() {
         .map(|f| f.name())
         .collect();
     assert_error(&export(&acme, json!({"fields": all})).await, 400);
-    let malformed = acme
-        .request(Method::POST, "/users/export")
-        .header("content-type", "application/json")
-        .body(Body::from("{"))
-        .unwrap();
-    assert_error(&api.send(malformed).await, 400);
-    let not_json = acme
-        .request(Method::POST, "/users/export")
-        .header("content-type", "text/plain")
-        .body(Body::from("fields=userId"))
-        .unwrap();
-    assert_error(&api.send(not_json).await, 415);
-    let huge = acme
-        .request(Method::POST, "/users/export")
-        .header("content-type", "application/json")
-        .body(Body::from(vec![b' '; 2 * 1024 * 1024]))
-        .unwrap();
-    assert_error(&api.send(huge).await, 413);
+    for (content_type, body, status) in [
+        ("application/json", Body::from("{"), 400),
+        ("text/plain", Body::from("fields=userId"), 415),
+        (
+            "application/json",
+            Body::from(vec![b' '; 2 * 1024 * 1024]),
+            413,
+        ),
+    ] {
+        let request = acme
+            .request(Method::POST, "/users/export")
+            .header("content-type", content_type)
+            .body(body)
+            .unwrap();
+        assert_error(&acme.send(request).await, status);
+    }
     assert_error(
         &api.call(Method::POST, "/users/export", None, Some(json!({})))
             .await,
@@ -481,6 +472,15 @@ fn export_request(account: &AccountId, body: Value) -> Request<Body> {
     request
 }
 
+/// The answer of the export function's router to `request` (its body
+/// unread: it streams).
+async fn export_directly(api: &TestApi, request: Request<Body>) -> Response {
+    export_function::router(test_export_state(&api.store, api.files.clone()))
+        .oneshot(request)
+        .await
+        .unwrap()
+}
+
 /// The next data frame of a body: `Some(Ok)` data, `Some(Err)` the body
 /// failed, `None` the end.
 async fn next_chunk(body: &mut Body) -> Option<Result<Bytes, axum::Error>> {
@@ -503,16 +503,10 @@ async fn the_first_rows_leave_before_the_store_is_read_to_the_end() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     let ids = seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let read_before = api.store.items_read();
 
-    let response = router
-        .oneshot(export_request(
-            &account,
-            json!({"fields": ["userId"], "sort": {"order": "asc"}}),
-        ))
-        .await
-        .unwrap();
+    let body = json!({"fields": ["userId"], "sort": {"order": "asc"}});
+    let response = export_directly(&api, export_request(&account, body)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let first = next_chunk(&mut body)
@@ -553,12 +547,7 @@ async fn the_first_rows_leave_before_the_store_is_read_to_the_end() {
         chunks += 1;
     }
     assert!(chunks >= LARGE / EXPORT_PAGE, "{chunks} chunks");
-    let rows: Vec<&str> = text
-        .strip_suffix("\r\n")
-        .unwrap()
-        .split("\r\n")
-        .skip(1)
-        .collect();
+    let rows = rows_after_header(&text);
     let expected: Vec<String> = (0..LARGE).map(|i| format!("bulk-{i:05}")).collect();
     assert_eq!(rows, expected);
     assert_eq!(ids.len(), LARGE);
@@ -569,24 +558,14 @@ async fn a_failure_mid_stream_ends_the_body_early_without_json() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
-    let response = router
-        .oneshot(export_request(&account, json!({})))
-        .await
-        .unwrap();
+    let response = export_directly(&api, export_request(&account, json!({}))).await;
     assert_eq!(response.status(), StatusCode::OK);
     let mut body = response.into_body();
     let mut text =
         String::from_utf8(next_chunk(&mut body).await.unwrap().unwrap().to_vec()).unwrap();
 
     // The database goes away under the export.
-    api.store
-        .client()
-        .delete_table()
-        .table_name(api.store.table())
-        .send()
-        .await
-        .expect("table deleted");
+    api.store.delete_table().await.expect("table deleted");
     let mut failed = false;
     while let Some(chunk) = next_chunk(&mut body).await {
         match chunk {
@@ -618,18 +597,8 @@ async fn a_failure_mid_stream_ends_the_body_early_without_json() {
 async fn a_failure_before_the_first_byte_answers_the_json_envelope() {
     let api = TestApi::new().await;
     let account = AccountId::parse("acme").unwrap();
-    api.store
-        .client()
-        .delete_table()
-        .table_name(api.store.table())
-        .send()
-        .await
-        .expect("table deleted");
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
-    let response = router
-        .oneshot(export_request(&account, json!({})))
-        .await
-        .unwrap();
+    api.store.delete_table().await.expect("table deleted");
+    let response = export_directly(&api, export_request(&account, json!({}))).await;
     let status = response.status();
     assert!(status.is_server_error(), "{status}");
     assert!(
@@ -654,12 +623,8 @@ async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone
     let account = AccountId::parse("big").unwrap();
     let big = api.client("big").await;
     let ids = seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let body = json!({"fields": ["userId"], "sort": {"field": "lastSeen", "order": "asc"}});
-    let response = router
-        .oneshot(export_request(&account, body))
-        .await
-        .unwrap();
+    let response = export_directly(&api, export_request(&account, body)).await;
     let mut body = response.into_body();
     let mut text =
         String::from_utf8(next_chunk(&mut body).await.unwrap().unwrap().to_vec()).unwrap();
@@ -675,12 +640,7 @@ async fn activity_during_an_export_by_last_seen_neither_repeats_nor_drops_anyone
     while let Some(chunk) = next_chunk(&mut body).await {
         text.push_str(std::str::from_utf8(&chunk.expect("data")).unwrap());
     }
-    let rows: Vec<&str> = text
-        .strip_suffix("\r\n")
-        .unwrap()
-        .split("\r\n")
-        .skip(1)
-        .collect();
+    let rows = rows_after_header(&text);
     let expected: Vec<String> = (0..LARGE).map(|i| format!("bulk-{i:05}")).collect();
     assert_eq!(
         rows, expected,
@@ -693,13 +653,12 @@ async fn an_export_that_reaches_its_deadline_ends_as_a_failed_transfer() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let read_all = |deadline: Deadline| {
         let mut request = export_request(&account, json!({"fields": ["userId"]}));
         request.extensions_mut().insert(deadline);
-        let router = router.clone();
+        let api = &api;
         async move {
-            let response = router.oneshot(request).await.unwrap();
+            let response = export_directly(api, request).await;
             assert_eq!(response.status(), StatusCode::OK);
             let mut body = response.into_body();
             let mut text = String::new();
@@ -750,7 +709,6 @@ async fn gzip_and_plain_streams_decode_to_the_same_rows() {
     let api = TestApi::new().await;
     let account = AccountId::parse("big").unwrap();
     seed_directly(&api.store, &account, LARGE).await;
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let export_with = |accept: Option<&'static str>, deadline: Option<Deadline>| {
         let mut request = export_request(&account, json!({"sort": {"order": "asc"}}));
         if let Some(accept) = accept {
@@ -761,8 +719,8 @@ async fn gzip_and_plain_streams_decode_to_the_same_rows() {
         if let Some(deadline) = deadline {
             request.extensions_mut().insert(deadline);
         }
-        let router = router.clone();
-        async move { router.oneshot(request).await.unwrap() }
+        let api = &api;
+        async move { export_directly(api, request).await }
     };
     // GIVEN the same export, plain and gzip
     let plain = export_with(None, None).await;
@@ -807,12 +765,11 @@ async fn gzip_and_plain_streams_decode_to_the_same_rows() {
 async fn a_gzip_export_of_nobody_is_the_header_line() {
     let api = TestApi::new().await;
     let account = AccountId::parse("empty").unwrap();
-    let router = export_function::router(test_export_state(&api.store, api.files.clone()));
     let mut request = export_request(&account, json!({"fields": ["userId", "default_email"]}));
     request
         .headers_mut()
         .insert(header::ACCEPT_ENCODING, "gzip".parse().unwrap());
-    let response = router.oneshot(request).await.unwrap();
+    let response = export_directly(&api, request).await;
     assert_eq!(response.headers()[header::CONTENT_ENCODING], "gzip");
     let (compressed, failed) = read_body(response).await;
     assert!(!failed);

@@ -4,13 +4,12 @@
 use authorizer_function::AuthorizerEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use shared::http::init_logging;
-use shared::store::{DEFAULT_TABLE, Store, TABLE_ENV};
+use shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let table = std::env::var(TABLE_ENV).unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
-    let store = Store::from_env(None, table).await;
+    let store = Store::for_lambda().await;
     let store = &store;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<AuthorizerEvent>| {
         authorizer_function::handle(store, event.payload)

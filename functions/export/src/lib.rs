@@ -53,7 +53,7 @@ use bytes::Bytes;
 use futures_util::{Stream, TryStreamExt};
 use shared::deadline::Deadline;
 use shared::export::{CsvRows, ExportRequest};
-use shared::http::{Account, AppState, OptionalJsonBody, finish, idempotent};
+use shared::http::{Account, AppState, OptionalJsonBody, finish, keyed};
 use shared::model::User;
 use shared::{ApiError, ApiResult};
 use tokio::sync::mpsc;
@@ -164,12 +164,7 @@ impl ExportState {
 pub fn routes(state: ExportState) -> Router {
     Router::new()
         .route("/users/export", post(export))
-        .merge(
-            job_routes::routes().route_layer(axum::middleware::from_fn_with_state(
-                state.app.store.clone(),
-                idempotent,
-            )),
-        )
+        .merge(keyed(job_routes::routes(), &state.app.store))
         .with_state(state)
 }
 

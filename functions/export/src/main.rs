@@ -3,13 +3,12 @@
 
 use export_function::ExportState;
 use shared::http::{AppState, init_logging};
-use shared::store::{DEFAULT_TABLE, Store, TABLE_ENV};
+use shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_logging();
-    let table = std::env::var(TABLE_ENV).unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
-    let store = Store::from_env(None, table).await;
+    let store = Store::for_lambda().await;
     let state = ExportState::lambda(AppState::new(store)).await;
     lambda_http::run_with_streaming_response(export_function::router(state)).await
 }

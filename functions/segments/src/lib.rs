@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use axum::extract::State;
 use axum::routing::{post, put};
 use axum::{Json, Router};
-use shared::http::{Account, AppState, PathId, Valid, finish, idempotent};
+use shared::http::{Account, AppState, PathId, Valid, finish, keyed};
 use shared::model::Segment;
 use shared::store::SegmentChange;
 use shared::validate::{SegmentIds, SegmentName, SegmentSet};
@@ -17,7 +17,7 @@ use shared::{ApiResult, Envelope};
 
 /// The routes of this function, without the shared fallbacks and layers.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route(
             "/users/{id}/segments",
             post(add_user_segments)
@@ -25,12 +25,8 @@ pub fn routes(state: AppState) -> Router {
                 .delete(remove_user_segments),
         )
         .route("/segments", post(create_segment).get(list_segments))
-        .route("/segments/{id}", put(rename_segment).delete(delete_segment))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.store.clone(),
-            idempotent,
-        ))
-        .with_state(state)
+        .route("/segments/{id}", put(rename_segment).delete(delete_segment));
+    keyed(routes, &state.store).with_state(state)
 }
 
 /// The function's complete router.

@@ -11,14 +11,14 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::json;
 use shared::error::Failures;
-use shared::http::{Account, AppState, JsonBody, PathId, Valid, finish, idempotent};
+use shared::http::{Account, AppState, JsonBody, PathId, Valid, finish, keyed};
 use shared::model::UserSummary;
 use shared::validate::{self, AttributeUpdate, Ban, NewConversation, NewUser};
 use shared::{ApiError, ApiResult, Envelope};
 
 /// The routes of this function, without the shared fallbacks and layers.
 pub fn routes(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health))
         .route("/users", post(create_users).get(list_users))
         .route(
@@ -29,12 +29,8 @@ pub fn routes(state: AppState) -> Router {
         .route(
             "/users/{id}/conversations",
             post(record_conversation).get(list_conversations),
-        )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.store.clone(),
-            idempotent,
-        ))
-        .with_state(state)
+        );
+    keyed(routes, &state.store).with_state(state)
 }
 
 /// The function's complete router.
@@ -130,7 +126,7 @@ async fn list_users(
     let query = shared::filter::ListQuery::parse(query.as_deref())?;
     let page = state.store.list_users(&account, &query).await?;
     let data: Vec<UserSummary> = page.users.iter().map(UserSummary::from).collect();
-    Ok(Json(UserList {
+    Ok(Json(Listing {
         count: data.len(),
         data,
         next: page.next,
@@ -138,10 +134,11 @@ async fn list_users(
     .into_response())
 }
 
-/// The answer of `GET /users`; a struct, so fields keep the reference's order.
+/// A page of a list (`GET /users`, `GET /users/{id}/conversations`); a
+/// struct, so fields keep the reference's order.
 #[derive(serde::Serialize)]
-struct UserList<'a> {
-    data: Vec<UserSummary<'a>>,
+struct Listing<Data> {
+    data: Data,
     count: usize,
     next: Option<shared::model::ObjectId>,
 }
@@ -203,20 +200,12 @@ async fn list_conversations(
         .conversations(&account, id, after, limit)
         .await?
         .ok_or_else(|| ApiError::not_found("user"))?;
-    Ok(Json(ConversationList {
+    Ok(Json(Listing {
         count: page.conversations.len(),
         data: &page.conversations,
         next: page.next,
     })
     .into_response())
-}
-
-/// The answer of `GET /users/{id}/conversations`, shaped like `GET /users`'s.
-#[derive(serde::Serialize)]
-struct ConversationList<'a> {
-    data: &'a [shared::model::Conversation],
-    count: usize,
-    next: Option<shared::model::ObjectId>,
 }
 
 async fn record_conversation(

@@ -1,12 +1,11 @@
 //! The users Lambda: builds the store once, then serves the router.
 
 use shared::http::{AppState, init_logging};
-use shared::store::{DEFAULT_TABLE, Store, TABLE_ENV};
+use shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     init_logging();
-    let table = std::env::var(TABLE_ENV).unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
-    let store = Store::from_env(None, table).await;
+    let store = Store::for_lambda().await;
     lambda_http::run(users_function::router(AppState::new(store))).await
 }

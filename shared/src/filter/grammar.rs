@@ -2,6 +2,7 @@
 //! sort object parsed from JSON, each value typed for its field.
 
 use super::*;
+use crate::validate::object_at;
 
 // ---------------------------------------------------------------------------
 // Names
@@ -32,39 +33,38 @@ pub const PROPERTY_FIELDS: [&str; 6] = [
 ];
 
 impl Operator {
-    pub const ALL: [Operator; 11] = [
-        OpEq,
-        Ne,
-        Contains,
-        NotContains,
-        StartsWith,
-        Exists,
-        NotExists,
-        Gt,
-        Gte,
-        Lt,
-        Lte,
+    /// Every operator, with its name as the API spells it.
+    pub const NAMED: [(Operator, &'static str); 11] = [
+        (OpEq, "eq"),
+        (Ne, "ne"),
+        (Contains, "contains"),
+        (NotContains, "notContains"),
+        (StartsWith, "startsWith"),
+        (Exists, "exists"),
+        (NotExists, "notExists"),
+        (Gt, "gt"),
+        (Gte, "gte"),
+        (Lt, "lt"),
+        (Lte, "lte"),
     ];
+
+    /// Every operator.
+    pub fn all() -> impl Iterator<Item = Operator> {
+        Self::NAMED.into_iter().map(|(op, _)| op)
+    }
 
     /// The operator named `text` (case-sensitive, as the API spells it).
     pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|op| op.as_str() == text)
+        Self::NAMED
+            .into_iter()
+            .find_map(|(op, name)| (name == text).then_some(op))
     }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            OpEq => "eq",
-            Ne => "ne",
-            Contains => "contains",
-            NotContains => "notContains",
-            StartsWith => "startsWith",
-            Exists => "exists",
-            NotExists => "notExists",
-            Gt => "gt",
-            Gte => "gte",
-            Lt => "lt",
-            Lte => "lte",
-        }
+        Self::NAMED
+            .into_iter()
+            .find_map(|(op, name)| (op == self).then_some(name))
+            .expect("every operator is named")
     }
 
     /// Whether the operator compares with a value (all but `exists`/`notExists`).
@@ -302,15 +302,12 @@ impl Filter {
     /// Parses one filter object `{"field", "operator", "value"}`; errors name
     /// `path.field`, `path.operator`, `path.value` and any unknown key.
     pub fn parse_json(value: &Value, path: &str) -> Result<Filter, Vec<FieldError>> {
-        let Value::Object(object) = value else {
-            return Err(vec![FieldError::new(
-                path,
-                format!(
-                    "must be a filter object with field, operator and value, not {}",
-                    json_type_name(value)
-                ),
-            )]);
-        };
+        let object = object_at(
+            value,
+            path,
+            "a filter object with field, operator and value",
+        )
+        .map_err(|error| vec![error])?;
         let mut errors = Vec::new();
         let field = field_of(object.get("field"), &join_path(path, "field"), &mut errors);
         let operator = operator_of(
@@ -370,7 +367,11 @@ fn operator_of(
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<Operator> {
-    let accepted = field.map_or(&Operator::ALL[..], FilterField::operators);
+    let all: Vec<Operator> = Operator::all().collect();
+    let accepted: &[Operator] = match field {
+        Some(field) => field.operators(),
+        None => &all,
+    };
     let refusal = match raw {
         None | Some(Value::Null) => "is required".to_owned(),
         Some(Value::String(name)) => match (Operator::parse(name), field) {
@@ -429,9 +430,19 @@ pub fn parse_filters_json(value: &Value, path: &str) -> Result<Vec<Filter>, Vec<
             format!("must hold 1 to {MAX_FILTERS} filters, not {}", items.len()),
         ));
     }
-    let mut filters = Vec::with_capacity(items.len());
-    for (index, item) in items.iter().enumerate() {
-        match Filter::parse_json(item, &join_path(path, index)) {
+    filters_of(items.iter().cloned().enumerate(), path, errors)
+}
+
+/// The filters of `objects`, each parsed at `path.{its index}`, after the
+/// `errors` already found: every filter, or every error of every one.
+pub(super) fn filters_of(
+    objects: impl IntoIterator<Item = (usize, Value)>,
+    path: &str,
+    mut errors: Vec<FieldError>,
+) -> Result<Vec<Filter>, Vec<FieldError>> {
+    let mut filters = Vec::new();
+    for (index, object) in objects {
+        match Filter::parse_json(&object, &join_path(path, index)) {
             Ok(filter) => filters.push(filter),
             Err(mut more) => errors.append(&mut more),
         }
@@ -447,15 +458,8 @@ impl Sort {
     /// Parses `{"field"?: "createdAt"|"lastSeen", "order"?: "asc"|"desc"}`;
     /// a missing or `null` member takes its default.
     pub fn parse_json(value: &Value, path: &str) -> Result<Sort, Vec<FieldError>> {
-        let Value::Object(object) = value else {
-            return Err(vec![FieldError::new(
-                path,
-                format!(
-                    "must be an object with field and order, not {}",
-                    json_type_name(value)
-                ),
-            )]);
-        };
+        let object = object_at(value, path, "an object with field and order")
+            .map_err(|error| vec![error])?;
         let mut errors = Vec::new();
         let mut sort = Sort::default();
         match object.get("field") {

@@ -124,8 +124,7 @@ impl ListQuery {
                 ),
             ));
         }
-        let mut filters = Vec::with_capacity(parts.len());
-        for (index, mut object) in parts {
+        let objects = parts.into_iter().map(|(index, mut object)| {
             // `filters[0][value]=` with exists/notExists means "no value".
             let takes_no_value = object
                 .get("operator")
@@ -135,16 +134,9 @@ impl ListQuery {
             if takes_no_value && object.get("value").and_then(Value::as_str) == Some("") {
                 object.remove("value");
             }
-            match Filter::parse_json(&Value::Object(object), &join_path("filters", index)) {
-                Ok(filter) => filters.push(filter),
-                Err(mut more) => errors.append(&mut more),
-            }
-        }
-        if errors.is_empty() {
-            Ok(filters)
-        } else {
-            Err(errors)
-        }
+            (index, Value::Object(object))
+        });
+        super::grammar::filters_of(objects, "filters", errors)
     }
 }
 

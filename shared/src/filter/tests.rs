@@ -80,7 +80,7 @@ fn good_value(field: &str) -> Value {
 
 #[test]
 fn names_round_trip() {
-    for op in Operator::ALL {
+    for op in Operator::all() {
         assert_eq!(Operator::parse(op.as_str()), Some(op));
     }
     assert_eq!(Operator::parse("EQ"), None);
@@ -131,31 +131,18 @@ fn field_names() {
 
 #[test]
 fn every_field_operator_combination_is_allowed_or_refused_on_operator() {
+    let attributes: &[&str] = &[
+        "eq",
+        "ne",
+        "contains",
+        "notContains",
+        "startsWith",
+        "exists",
+        "notExists",
+    ];
     let allowed: [(&str, &[&str]); 8] = [
-        (
-            "default_name",
-            &[
-                "eq",
-                "ne",
-                "contains",
-                "notContains",
-                "startsWith",
-                "exists",
-                "notExists",
-            ],
-        ),
-        (
-            "plan",
-            &[
-                "eq",
-                "ne",
-                "contains",
-                "notContains",
-                "startsWith",
-                "exists",
-                "notExists",
-            ],
-        ),
+        ("default_name", attributes),
+        ("plan", attributes),
         (
             "userId",
             &["eq", "ne", "contains", "notContains", "startsWith"],
@@ -167,7 +154,7 @@ fn every_field_operator_combination_is_allowed_or_refused_on_operator() {
         ("conversations", &["eq", "ne", "gt", "gte", "lt", "lte"]),
     ];
     for (field, ops) in allowed {
-        for op in Operator::ALL {
+        for op in Operator::all() {
             let name = op.as_str();
             let mut object = json!({"field": field, "operator": name});
             if op.takes_value() {

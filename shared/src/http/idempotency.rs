@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, header};
@@ -68,6 +69,15 @@ fn fingerprint(method: &Method, uri: &axum::http::Uri, body: &[u8]) -> String {
         .chain_update(body)
         .finalize();
     hex::encode(digest)
+}
+
+/// `routes` with the middleware ([`idempotent`]) as their route layer, its
+/// records kept in `store`: how every function's write routes get it.
+pub fn keyed<S: Clone + Send + Sync + 'static>(routes: Router<S>, store: &Store) -> Router<S> {
+    routes.route_layer(axum::middleware::from_fn_with_state(
+        store.clone(),
+        idempotent,
+    ))
 }
 
 /// The middleware; a route layer of every function's write routes.

@@ -18,7 +18,7 @@ pub use account::{ACCOUNT_CONTEXT_KEY, Account, with_account};
 pub use auth::{PUBLIC_PATHS, authorize, bearer_token};
 pub use body::{JsonBody, MAX_BODY_BYTES, OptionalJsonBody, Valid};
 pub use idempotency::{
-    IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, REPLAYED_HEADER, idempotent,
+    IDEMPOTENCY_KEY_HEADER, MAX_IDEMPOTENCY_KEY_CHARS, REPLAYED_HEADER, idempotent, keyed,
 };
 pub use observe::{REQUEST_ID_HEADER, init_logging, log_filter, observe};
 pub use throttle::{AccountLimits, AccountThrottle, throttle_accounts, usage_identifier_key};

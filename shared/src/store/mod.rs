@@ -140,6 +140,13 @@ impl Store {
             .with_index_shards(index_shards_from_env())
     }
 
+    /// The store a Lambda function works on: the table `TABLE_ENV` names
+    /// (`DEFAULT_TABLE` without it), on the standard AWS configuration.
+    pub async fn for_lambda() -> Self {
+        let table = std::env::var(TABLE_ENV).unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
+        Self::from_env(None, table).await
+    }
+
     pub fn table(&self) -> &str {
         &self.table
     }

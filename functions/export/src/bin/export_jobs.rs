@@ -6,13 +6,12 @@ use export_function::jobs::{JobConfig, Jobs};
 use lambda_runtime::{LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::http::init_logging;
-use shared::store::{DEFAULT_TABLE, Store, TABLE_ENV};
+use shared::store::Store;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     init_logging();
-    let table = std::env::var(TABLE_ENV).unwrap_or_else(|_| DEFAULT_TABLE.to_owned());
-    let store = Store::from_env(None, table).await;
+    let store = Store::for_lambda().await;
     let files =
         export_function::files::Files::from_env(export_function::LAMBDA_FOLDER.as_ref()).await;
     let jobs = Jobs::new(store, files, JobConfig::default());
