@@ -31,9 +31,9 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::error::{ApiError, FieldError, join_path};
-use crate::filter::{FilterSet, Match, Sort, parse_filters_json};
+use crate::filter::{FilterSet, MATCH_MESSAGE, Match, Sort, parse_filters_json};
 use crate::model::{ID_SHAPE, ObjectId, User};
-use crate::validate::json_type_name;
+use crate::validate::{json_type_name, object_at};
 
 /// Most fields a request may select (the reference's `Field[1,16]`).
 pub const MAX_FIELDS: usize = 16;
@@ -214,15 +214,8 @@ impl ExportRequest {
     /// Parses the body (`{}` for an empty one), naming every offending field
     /// by its dotted path (`filters.0.operator`, `users.3`, `fields.1`).
     pub fn parse(body: &Value) -> Result<ExportRequest, Vec<FieldError>> {
-        let Value::Object(object) = body else {
-            return Err(vec![FieldError::new(
-                "body",
-                format!(
-                    "must be a JSON object with any of {BODY_KEYS}, not {}",
-                    json_type_name(body)
-                ),
-            )]);
-        };
+        let described = format!("a JSON object with any of {BODY_KEYS}");
+        let object = object_at(body, "", &described).map_err(|error| vec![error])?;
         let mut errors = Vec::new();
         let mut request = ExportRequest::default();
 
@@ -243,32 +236,7 @@ impl ExportRequest {
                 Err(mut more) => errors.append(&mut more),
             }
         }
-        let mut filters = FilterSet::default();
-        if let Some(mode) = member(object, "match") {
-            match mode.as_str().and_then(Match::parse) {
-                Some(mode) => filters.match_mode = mode,
-                None => errors.push(FieldError::new("match", "must be all or any")),
-            }
-        }
-        if let Some(list) = member(object, "filters") {
-            match parse_filters_json(list, "filters") {
-                Ok(list) => filters.filters = list,
-                Err(mut more) => errors.append(&mut more),
-            }
-        }
-        request.scope = ExportScope::Filters(filters);
-        if let Some(users) = member(object, "users") {
-            if member(object, "filters").is_some() || member(object, "match").is_some() {
-                errors.push(FieldError::new(
-                    "users",
-                    "not allowed together with filters or match",
-                ));
-            }
-            match parse_users(users) {
-                Ok(ids) => request.scope = ExportScope::Users(ids),
-                Err(mut more) => errors.append(&mut more),
-            }
-        }
+        request.scope = scope_of(object, &mut errors);
         if let Some(fields) = member(object, "fields") {
             match parse_fields(fields) {
                 Ok(fields) => request.fields = fields,
@@ -279,6 +247,40 @@ impl ExportRequest {
             Ok(request)
         } else {
             Err(errors)
+        }
+    }
+}
+
+/// Whom an export covers: the listed `users`, or the users `filters` and
+/// `match` pick (everyone by default).
+fn scope_of(object: &serde_json::Map<String, Value>, errors: &mut Vec<FieldError>) -> ExportScope {
+    let mut filters = FilterSet::default();
+    if let Some(mode) = member(object, "match") {
+        match mode.as_str().and_then(Match::parse) {
+            Some(mode) => filters.match_mode = mode,
+            None => errors.push(FieldError::new("match", MATCH_MESSAGE)),
+        }
+    }
+    if let Some(list) = member(object, "filters") {
+        match parse_filters_json(list, "filters") {
+            Ok(list) => filters.filters = list,
+            Err(mut more) => errors.append(&mut more),
+        }
+    }
+    let Some(users) = member(object, "users") else {
+        return ExportScope::Filters(filters);
+    };
+    if member(object, "filters").is_some() || member(object, "match").is_some() {
+        errors.push(FieldError::new(
+            "users",
+            "not allowed together with filters or match",
+        ));
+    }
+    match parse_users(users) {
+        Ok(ids) => ExportScope::Users(ids),
+        Err(mut more) => {
+            errors.append(&mut more);
+            ExportScope::Filters(filters)
         }
     }
 }

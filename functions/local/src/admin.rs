@@ -69,7 +69,7 @@ pub async fn import(
 ) -> Result<ImportReport, String> {
     let bytes = std::fs::read(file).map_err(|e| format!("read {}: {e}", file.display()))?;
     let saved = progress_path(file);
-    let mut progress = Progress::resumed(&saved, &bytes, account);
+    let progress = Progress::resumed(&saved, &bytes, account);
     let csv_of = || {
         csv::ReaderBuilder::new()
             .flexible(true)
@@ -81,11 +81,7 @@ pub async fn import(
         .clone();
     let columns = ImportColumns::from_headers(headers.iter())?;
     let total = csv_of().records().count() as u64;
-    let mut report = ImportReport {
-        done_before: progress.done.min(total),
-        ..ImportReport::default()
-    };
-    let mut bar = Bar::new(total, report.done_before);
+    let done_before = progress.done.min(total);
     let row = RowImport {
         store,
         account,
@@ -107,35 +103,75 @@ pub async fn import(
             row.store(index, record, earlier)
         });
     let mut rows = futures_util::stream::iter(rows).buffered(IMPORT_CONCURRENCY);
-    let mut last_save = Instant::now();
+    let mut tally = Tally {
+        report: ImportReport {
+            done_before,
+            ..ImportReport::default()
+        },
+        bar: Bar::new(total, done_before),
+        saved,
+        progress,
+        last_save: Instant::now(),
+        refusals,
+    };
     while let Some((index, line, outcome)) = rows.next().await {
+        tally.take(index, line, outcome)?;
+    }
+    tally.finish(total)
+}
+
+/// What an import run has done, row by row in file order: its counts, its
+/// progress line, and its saved progress.
+struct Tally<'a> {
+    report: ImportReport,
+    bar: Bar,
+    saved: PathBuf,
+    progress: Progress,
+    last_save: Instant,
+    refusals: &'a mut dyn Write,
+}
+
+impl Tally<'_> {
+    /// Counts the row of `index` (at `line`); a row refused is reported, a
+    /// row that cannot be written stops the run (its progress saved).
+    fn take(
+        &mut self,
+        index: usize,
+        line: u64,
+        outcome: Result<(), Refusal>,
+    ) -> Result<(), String> {
         match outcome {
-            Ok(()) => report.imported += 1,
+            Ok(()) => self.report.imported += 1,
             Err(Refusal::Row(message)) => {
-                report.refused += 1;
-                bar.clear();
-                let _ = writeln!(refusals, "line {line}: {message}");
+                self.report.refused += 1;
+                self.bar.clear();
+                let _ = writeln!(self.refusals, "line {line}: {message}");
             }
             Err(Refusal::Stop(message)) => {
-                save(&saved, &progress)?;
-                bar.clear();
+                save(&self.saved, &self.progress)?;
+                self.bar.clear();
                 return Err(format!(
                     "stopped at line {line} ({message}); {} rows are done, run the same import again to go on",
-                    progress.done
+                    self.progress.done
                 ));
             }
         }
-        progress.done = index as u64 + 1;
-        bar.draw(progress.done);
-        if last_save.elapsed() >= SAVE_EVERY {
-            save(&saved, &progress)?;
-            last_save = Instant::now();
+        self.progress.done = index as u64 + 1;
+        self.bar.draw(self.progress.done);
+        if self.last_save.elapsed() >= SAVE_EVERY {
+            save(&self.saved, &self.progress)?;
+            self.last_save = Instant::now();
         }
+        Ok(())
     }
-    progress.done = total;
-    save(&saved, &progress)?;
-    bar.clear();
-    Ok(report)
+
+    /// The run's report, once all `total` rows are done.
+    fn finish(mut self, total: u64) -> Result<ImportReport, String> {
+        self.progress.done = total;
+        save(&self.saved, &self.progress)?;
+        self.bar.clear();
+        Ok(self.report)
+    }
 }
 
 /// The line where each `userId` of the file came first: a `userId` given

@@ -134,7 +134,7 @@ use Operator::{
 };
 
 /// The messages of the names the grammar and both query forms refuse.
-const MATCH_MESSAGE: &str = "must be all or any";
+pub(crate) const MATCH_MESSAGE: &str = "must be all or any";
 const SORT_FIELD_MESSAGE: &str = "must be createdAt or lastSeen";
 const SORT_ORDER_MESSAGE: &str = "must be asc or desc";
 

@@ -223,7 +223,9 @@ impl Store {
     /// Walks the sort index from `after` (all its shards, merged) until the
     /// page is full, the index ends, or `budget` index entries have been
     /// read. The entries that count (the snapshot rule, see the module doc)
-    /// are fetched a batch at a time and filtered in memory.
+    /// are fetched a batch at a time and filtered in memory. One loop on
+    /// purpose (about 70 lines): each of its exits is a way a page ends, and
+    /// each decides `next`; apart, they would hand that state around.
     pub(crate) async fn walk(
         &self,
         account: &AccountId,
@@ -332,7 +334,9 @@ impl Store {
     /// clean-up is still under way). The other filters are applied to the
     /// profiles; while they reject users the walk reads on, within
     /// [`READ_BUDGET`]. `None` for a segment older than ordered memberships
-    /// (see [`SegmentItem`]): the caller lists it another way.
+    /// (see [`SegmentItem`]): the caller lists it another way. One loop on
+    /// purpose (about 80 lines), as [`Store::walk`]: each exit is a way the
+    /// page ends, and decides `next`.
     async fn walk_members(
         &self,
         account: &AccountId,

@@ -1,6 +1,7 @@
-//! The store's generic reads, written once: one item read consistently,
-//! whether one exists, and many by key (`BatchGetItem`, 100 keys a call,
-//! what DynamoDB leaves unprocessed asked again).
+//! The store's generic reads, written once: a partition (of the table or an
+//! index) page by page through the SDK's paginator, one item read
+//! consistently, whether one exists, and many by key (`BatchGetItem`, 100
+//! keys a call, what DynamoDB leaves unprocessed asked again).
 
 use std::ops::ControlFlow;
 use std::sync::Mutex;

@@ -33,24 +33,7 @@ impl Store {
     ) -> Result<ObjectId, ApiError> {
         check_segment_count(new.segments.len())?;
         self.require_segments(account, &new.segments).await?;
-        let now = Timestamp::now();
-        let created_at = new.created_at.unwrap_or(now);
-        let user = User {
-            id: ObjectId::new(),
-            user_id: new.user_id,
-            banned: false,
-            attributes: Attributes(new.attributes),
-            session_attributes: BTreeMap::new(),
-            conversations: 0,
-            segments: new
-                .segments
-                .iter()
-                .copied()
-                .take(SEGMENTS_PER_TRANSACTION)
-                .collect(),
-            created_at,
-            last_seen: new.last_seen.unwrap_or(created_at).max(created_at),
-        };
+        let user = first_write(&new);
         let profile = ProfileItem::new(account, &user, self.index_shards);
         let mut whole = profile.clone();
         whole.segs = new.segments.iter().map(ToString::to_string).collect();
@@ -240,5 +223,28 @@ impl Store {
             }
         })
         .await
+    }
+}
+
+/// The user `new` describes as its creation writes it: in its first
+/// [`SEGMENTS_PER_TRANSACTION`] segments (the rest are added after).
+fn first_write(new: &NewUser) -> User {
+    let now = Timestamp::now();
+    let created_at = new.created_at.unwrap_or(now);
+    User {
+        id: ObjectId::new(),
+        user_id: new.user_id.clone(),
+        banned: false,
+        attributes: Attributes(new.attributes.clone()),
+        session_attributes: BTreeMap::new(),
+        conversations: 0,
+        segments: new
+            .segments
+            .iter()
+            .copied()
+            .take(SEGMENTS_PER_TRANSACTION)
+            .collect(),
+        created_at,
+        last_seen: new.last_seen.unwrap_or(created_at).max(created_at),
     }
 }
