@@ -180,9 +180,11 @@ impl Store {
             Ok(found.map(|segment| Hiding {
                 sk: keys::SEGMENT_SK,
                 // A rename in between moves the claim: the delete re-reads.
-                condition: Expr::new("attribute_exists(pk) AND #name = :name")
-                    .name("#name", "name")
-                    .value(":name", s(segment.name.clone())),
+                condition: exists().and(
+                    Expr::new("#name = :name")
+                        .name("#name", "name")
+                        .value(":name", s(segment.name.clone())),
+                ),
                 claim_pk: keys::segment_name_claim_pk(account, &segment.name),
             }))
         })

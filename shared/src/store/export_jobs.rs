@@ -311,7 +311,7 @@ impl Store {
         // Taken only if nobody took it since it was read.
         let condition = match &previous {
             Some(token) => Expr::new("lease = :previous").value(":previous", s(token)),
-            None => Expr::new("attribute_exists(pk) AND attribute_not_exists(lease)"),
+            None => exists().and(Expr::new("attribute_not_exists(lease)")),
         };
         match self.put_job(&job, condition).await? {
             Outcome::Committed => Ok(Lease::Taken(job)),

@@ -19,8 +19,8 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::items::{from_item, n, s, to_item};
-use super::tx::{Expr, Outcome};
+use super::items::{attr, from_item, n, s, to_item};
+use super::tx::{Expr, Outcome, absent};
 use super::{Store, keys};
 use crate::error::ApiError;
 use crate::model::{AccountId, IdSeed, Timestamp};
@@ -125,9 +125,10 @@ impl Store {
                 answer: None,
                 expires_at: now.unix_seconds() + IDEMPOTENCY_KEY_LIFETIME_SECONDS,
             };
-            let absent = Expr::new("attribute_not_exists(pk) OR expiresAt < :now")
+            let free = absent()
+                .or(Expr::new("#expires < :now").name("#expires", attr::EXPIRES_AT))
                 .value(":now", n(now.unix_seconds()));
-            if self.put_key_record(&fresh, absent).await? {
+            if self.put_key_record(&fresh, free).await? {
                 return Ok(KeyClaim::Granted(KeyGrant { record: fresh }));
             }
             let Some(found) = self

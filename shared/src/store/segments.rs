@@ -200,16 +200,11 @@ impl Store {
     pub async fn list_segments(&self, account: &AccountId) -> Result<Vec<Segment>, ApiError> {
         let mut wanted = Vec::new();
         let mut entries = self
-            .client
-            .query()
-            .table_name(self.table())
-            .index_name(keys::BY_CREATED.name)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", keys::BY_CREATED.pk)
-            .expression_attribute_values(":pk", s(keys::segments_index_pk(account)))
-            .scan_index_forward(true)
-            .into_paginator()
-            .items()
+            .partition_items(
+                Some(keys::BY_CREATED),
+                &keys::segments_index_pk(account),
+                None,
+            )
             .send();
         while let Some(entry) = entries.next().await {
             let entry = entry.map_err(|e| sdk_error("Query segments", e))?;
@@ -273,8 +268,11 @@ impl Store {
                     .name("#name", "name")
                     .value(":name", s(name)),
                 Some(
-                    Expr::new("attribute_exists(pk) AND #name = :old")
-                        .value(":old", s(segment.name.clone())),
+                    exists().and(
+                        Expr::new("#name = :old")
+                            .name("#name", "name")
+                            .value(":old", s(segment.name.clone())),
+                    ),
                 ),
             );
             let outcome = self.commit(transaction).await?;

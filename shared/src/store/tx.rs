@@ -25,7 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use super::items::{Item, s};
 use tokio::time::Instant;
 
-use super::{Store, sdk_error};
+use super::{Store, keys, sdk_error};
 use crate::deadline::Deadline;
 use crate::error::ApiError;
 use crate::model::ObjectId;
@@ -60,6 +60,23 @@ impl Expr {
         self.values.insert(placeholder.to_owned(), value);
         self
     }
+
+    /// This condition and `other`.
+    pub fn and(self, other: Expr) -> Self {
+        self.joined("AND", other)
+    }
+
+    /// This condition or `other`.
+    pub fn or(self, other: Expr) -> Self {
+        self.joined("OR", other)
+    }
+
+    fn joined(mut self, operator: &str, other: Expr) -> Self {
+        self.text = format!("({}) {operator} ({})", self.text, other.text);
+        self.names.extend(other.names);
+        self.values.extend(other.values);
+        self
+    }
 }
 
 /// An update and its condition as one request states them: the two texts,
@@ -91,12 +108,12 @@ impl Conditional {
 
 /// The item is there (the condition of a write to an existing item).
 pub(crate) fn exists() -> Expr {
-    Expr::new("attribute_exists(pk)")
+    Expr::new("attribute_exists(#pk)").name("#pk", keys::PK)
 }
 
 /// The item is not there yet (the condition of a new item).
 pub(crate) fn absent() -> Expr {
-    Expr::new("attribute_not_exists(pk)")
+    Expr::new("attribute_not_exists(#pk)").name("#pk", keys::PK)
 }
 
 /// One more pass counted on a job's item: a change, so that the table's
@@ -108,7 +125,7 @@ pub(crate) fn passed() -> Expr {
 /// The condition for removing a claim: it is the object's (or already gone,
 /// so that a claim lost to an earlier crash never blocks the removal).
 pub(crate) fn claim_of(id: ObjectId) -> Expr {
-    Expr::new("attribute_not_exists(pk) OR id = :id").value(":id", s(id.to_string()))
+    absent().or(Expr::new("id = :id").value(":id", s(id.to_string())))
 }
 
 /// An update [`Expr`] built clause by clause (`SET`, `REMOVE`, `ADD`), for
@@ -212,7 +229,7 @@ impl Transaction {
         self.items.is_empty()
     }
 
-    /// Puts `item` if `condition` holds (e.g. `attribute_not_exists(pk)`).
+    /// Puts `item` if `condition` holds (e.g. [`absent`]).
     pub fn put(&mut self, table: &str, item: Item, condition: Option<Expr>) -> &mut Self {
         let condition = condition.unwrap_or_default();
         let put = Put::builder()
