@@ -14,6 +14,12 @@
 //! ignore activity, [`IndexEntry::may_match`]) and then fetches the profiles
 //! of the ones it keeps with `BatchGetItem` ([`Store::users_of_entries`]);
 //! filters are applied to those profiles by the reference evaluator.
+//!
+//! A walk keeps its own `ExclusiveStartKey` per shard rather than using the
+//! SDK's paginator (which the store's other multi-page reads use): each
+//! `Query` asks for as many entries as the page still needs, so its `Limit`
+//! changes from one request to the next, and a walk ends mid-partition and
+//! is resumed, a request later, from the position it handed out.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 

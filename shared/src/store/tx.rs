@@ -546,6 +546,22 @@ mod tests {
     }
 
     #[test]
+    fn compound_conditions_keep_each_part_and_every_placeholder() {
+        let condition = claim_of(ObjectId::new()).and(
+            Expr::new("#name = :name")
+                .name("#name", "name")
+                .value(":name", s("Leads")),
+        );
+        assert_eq!(
+            condition.text,
+            "((attribute_not_exists(#pk)) OR (id = :id)) AND (#name = :name)"
+        );
+        assert_eq!(condition.names.len(), 2);
+        assert_eq!(condition.names["#pk"], keys::PK);
+        assert_eq!(condition.values.len(), 2);
+    }
+
+    #[test]
     fn a_map_patch_sets_and_removes_key_by_key() {
         let patch = BTreeMap::from([
             ("city".to_owned(), Some("Paris".to_owned())),
