@@ -192,21 +192,10 @@ async fn export(
 
     // Up to the first page, failures still answer JSON.
     let first = pages.try_next().await?;
-    let mut chunk = csv.header()?;
-    let mut rows = 0;
-    if let Some(page) = &first {
-        chunk.extend(csv.rows(page)?);
-        rows = page.len();
-    }
+    let rows = first.as_ref().map_or(0, Vec::len);
     let content_encoding = encoder.content_encoding();
-    let mut body = encoder.chunk(chunk).map_err(encoding_error)?.to_vec();
+    let body = first_chunk(&csv, first.as_deref(), &mut encoder)?;
     if first.is_none() {
-        if let Some(end) = std::mem::replace(&mut encoder, BodyEncoder::Identity)
-            .finish()
-            .map_err(encoding_error)?
-        {
-            body.extend_from_slice(&end);
-        }
         tracing::info!(rows, duration_ms = elapsed_ms(started), "export finished");
     }
     let budget = state.stream.max_bytes;
@@ -239,6 +228,29 @@ async fn export(
     }
 
     Ok(csv_response(receiver, content_encoding))
+}
+
+/// The body's first chunk, encoded: the header line and the rows of the
+/// first page, or, when there is no page, the whole body (the encoding
+/// finished).
+fn first_chunk(
+    csv: &CsvRows,
+    first: Option<&[User]>,
+    encoder: &mut BodyEncoder,
+) -> ApiResult<Vec<u8>> {
+    let mut chunk = csv.header()?;
+    if let Some(page) = first {
+        chunk.extend(csv.rows(page)?);
+    }
+    let mut body = encoder.chunk(chunk).map_err(encoding_error)?.to_vec();
+    if first.is_none()
+        && let Some(end) = std::mem::replace(encoder, BodyEncoder::Identity)
+            .finish()
+            .map_err(encoding_error)?
+    {
+        body.extend_from_slice(&end);
+    }
+    Ok(body)
 }
 
 /// The `200` whose body is what `receiver` is sent, with the CSV's headers.
