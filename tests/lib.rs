@@ -5,6 +5,10 @@
 //! every test starts its own in-memory embedded engine. Either way requests
 //! go through the same routers and the same store as in production, and
 //! every answer is checked against the published contract ([`contract`]).
+//! A test calls as an account through a [`Client`] (`api.client("acme")`),
+//! which carries the account's token, and describes the users it makes with
+//! [`NewUser`], whether it creates them through the API or loads thousands
+//! straight into the table.
 
 pub mod contract;
 
