@@ -10,11 +10,12 @@ use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use aws_sdk_dynamodb::operation::query::paginator::QueryPaginatorItems;
 
-use super::items::{Item, key, s};
+use super::items::{ClaimItem, Item, from_item, key, s};
 use super::keys::{self, Index};
 use super::tx::{lock, take};
 use super::{Store, sdk_error};
 use crate::error::ApiError;
+use crate::model::ObjectId;
 
 impl Store {
     /// Every item of the partition `pk` of the table (read consistently) or
@@ -37,6 +38,14 @@ impl Store {
             .set_limit(page)
             .into_paginator()
             .items()
+    }
+
+    /// The id of the object holding a claim, read consistently.
+    pub(crate) async fn claim_owner(&self, claim_pk: &str) -> Result<Option<ObjectId>, ApiError> {
+        self.get_consistent("GetItem claim", claim_pk, keys::CLAIM_SK)
+            .await?
+            .map(|item| from_item::<ClaimItem>(item).map(|c| c.id))
+            .transpose()
     }
 
     /// The item at a key, read consistently.

@@ -77,14 +77,6 @@ impl Store {
         Ok(user.id)
     }
 
-    /// The id of the object holding a claim, read consistently.
-    pub(crate) async fn claim_owner(&self, claim_pk: &str) -> Result<Option<ObjectId>, ApiError> {
-        self.get_consistent("GetItem claim", claim_pk, keys::CLAIM_SK)
-            .await?
-            .map(|item| from_item::<ClaimItem>(item).map(|c| c.id))
-            .transpose()
-    }
-
     /// The id of the account's user with this `userId`.
     pub async fn find_by_user_id(
         &self,
