@@ -97,10 +97,7 @@ impl TestStore {
 
     /// A new token for `account` (created if new).
     pub async fn token(&self, account: &str) -> String {
-        self.store
-            .create_token(&AccountId::parse(account).expect("valid account"))
-            .await
-            .expect("token is created")
+        new_token(&self.store, account).await
     }
 
     /// The endpoint of the engine the table lives on (for another process).
@@ -110,6 +107,14 @@ impl TestStore {
             None => external_endpoint().expect("an external endpoint"),
         }
     }
+}
+
+/// A new token for `account` (created if new) in `store`'s table.
+async fn new_token(store: &Store, account: &str) -> String {
+    store
+        .create_token(&AccountId::parse(account).expect("valid account"))
+        .await
+        .expect("token is created")
 }
 
 fn uuid_simple() -> String {
@@ -182,11 +187,7 @@ impl TestApi {
             app: self.app.clone(),
             store: self.store.clone(),
             account: account.to_owned(),
-            token: self
-                .store
-                .create_token(&AccountId::parse(account).expect("valid account"))
-                .await
-                .expect("token is created"),
+            token: new_token(&self.store, account).await,
         }
     }
 

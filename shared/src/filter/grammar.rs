@@ -48,10 +48,16 @@ impl Operator {
         (Lte, "lte"),
     ];
 
-    /// Every operator.
-    pub fn all() -> impl Iterator<Item = Operator> {
-        Self::NAMED.into_iter().map(|(op, _)| op)
-    }
+    /// Every operator, in the order of [`Operator::NAMED`].
+    pub const ALL: [Operator; 11] = {
+        let mut all = [OpEq; 11];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = Self::NAMED[i].0;
+            i += 1;
+        }
+        all
+    };
 
     /// The operator named `text` (case-sensitive, as the API spells it).
     pub fn parse(text: &str) -> Option<Self> {
@@ -367,11 +373,7 @@ fn operator_of(
     path: &str,
     errors: &mut Vec<FieldError>,
 ) -> Option<Operator> {
-    let all: Vec<Operator> = Operator::all().collect();
-    let accepted: &[Operator] = match field {
-        Some(field) => field.operators(),
-        None => &all,
-    };
+    let accepted = field.map_or(&Operator::ALL[..], FilterField::operators);
     let refusal = match raw {
         None | Some(Value::Null) => "is required".to_owned(),
         Some(Value::String(name)) => match (Operator::parse(name), field) {

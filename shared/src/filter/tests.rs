@@ -80,7 +80,7 @@ fn good_value(field: &str) -> Value {
 
 #[test]
 fn names_round_trip() {
-    for op in Operator::all() {
+    for op in Operator::ALL {
         assert_eq!(Operator::parse(op.as_str()), Some(op));
     }
     assert_eq!(Operator::parse("EQ"), None);
@@ -154,7 +154,7 @@ fn every_field_operator_combination_is_allowed_or_refused_on_operator() {
         ("conversations", &["eq", "ne", "gt", "gte", "lt", "lte"]),
     ];
     for (field, ops) in allowed {
-        for op in Operator::all() {
+        for op in Operator::ALL {
             let name = op.as_str();
             let mut object = json!({"field": field, "operator": name});
             if op.takes_value() {

@@ -484,9 +484,8 @@ impl Store {
         let mut profiles = HashMap::new();
         let mut segment_found = None;
         for item in self.batch_get(wanted, false).await? {
-            if segment_pk.is_some()
-                && item.get(keys::PK).and_then(|pk| pk.as_s().ok()) == segment_pk.as_ref()
-            {
+            let pk = item.get(keys::PK).and_then(|pk| pk.as_s().ok());
+            if segment_pk.is_some() && pk == segment_pk.as_ref() {
                 segment_found = Some(from_item::<SegmentItem>(item)?);
                 continue;
             }
@@ -526,10 +525,8 @@ impl Store {
         // The index holds keys only: the users are fetched by id.
         let pk = keys::email_pk(account, email);
         let user_of = |item: &Item| keys::user_id_of_pk(item.get(keys::PK)?.as_s().ok()?);
-        match self.ids_in_partition(BY_EMAIL, &pk, user_of).await? {
-            Some(ids) => self.users_by_id(account, &ids).await.map(Some),
-            None => Ok(None),
-        }
+        self.users_in_partition(account, BY_EMAIL, &pk, user_of)
+            .await
     }
 
     /// The members of `segment` (see [`Store::candidates`]).
@@ -554,23 +551,19 @@ impl Store {
         let member_of = |item: &Item| {
             super::segments::member_of_sort_key(item.get(keys::BY_SEGMENT.sk)?.as_s().ok()?)
         };
-        match self
-            .ids_in_partition(keys::BY_SEGMENT, &pk, member_of)
-            .await?
-        {
-            Some(ids) => self.users_by_id(account, &ids).await.map(Some),
-            None => Ok(None),
-        }
+        self.users_in_partition(account, keys::BY_SEGMENT, &pk, member_of)
+            .await
     }
 
-    /// The ids (`id_of` each entry) of the partition `pk` of `index`, read
+    /// The users (`id_of` each entry) of the partition `pk` of `index`, read
     /// page after page; `None` once they pass [`READ_BUDGET`].
-    async fn ids_in_partition(
+    async fn users_in_partition(
         &self,
+        account: &AccountId,
         index: Index,
         pk: &str,
         id_of: impl Fn(&Item) -> Option<ObjectId>,
-    ) -> Result<Option<Vec<ObjectId>>, ApiError> {
+    ) -> Result<Option<Vec<User>>, ApiError> {
         let mut ids = Vec::new();
         let mut items = self
             .partition_items(Some(index), pk, Some(FILTERED_READ as i32))
@@ -582,7 +575,7 @@ impl Store {
                 return Ok(None);
             }
         }
-        Ok(Some(ids))
+        self.users_by_id(account, &ids).await.map(Some)
     }
 
     /// Profiles of the given users (BatchGetItem, 100 at a time); missing ones are skipped.

@@ -6,9 +6,8 @@
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 
-use aws_sdk_dynamodb::types::KeysAndAttributes;
-
 use aws_sdk_dynamodb::operation::query::paginator::QueryPaginatorItems;
+use aws_sdk_dynamodb::types::KeysAndAttributes;
 
 use super::items::{ClaimItem, Item, from_item, key, s};
 use super::keys::{self, Index};

@@ -33,10 +33,10 @@ impl Store {
     ) -> Result<ObjectId, ApiError> {
         check_segment_count(new.segments.len())?;
         self.require_segments(account, &new.segments).await?;
-        let user = first_write(&new);
+        let (user, segments) = first_write(new);
         let profile = ProfileItem::new(account, &user, self.index_shards);
         let mut whole = profile.clone();
-        whole.segs = new.segments.iter().map(ToString::to_string).collect();
+        whole.segs = segments.iter().map(ToString::to_string).collect();
         check_profile_fits(&whole, "attributes")?;
         let claim = ClaimItem {
             pk: keys::user_id_claim_pk(account, &user.user_id),
@@ -65,12 +65,12 @@ impl Store {
                         id: Some(existing.to_string()),
                     });
                 }
-                self.require_segments(account, &new.segments).await?;
+                self.require_segments(account, &segments).await?;
             }
             Ok(outcome.committed())
         })
         .await?;
-        let rest: BTreeSet<ObjectId> = new.segments.difference(&user.segments).copied().collect();
+        let rest: BTreeSet<ObjectId> = segments.difference(&user.segments).copied().collect();
         if !rest.is_empty() {
             self.add_segments(account, user.id, &rest).await?;
         }
@@ -218,16 +218,17 @@ impl Store {
     }
 }
 
-/// The user `new` describes as its creation writes it: in its first
-/// [`SEGMENTS_PER_TRANSACTION`] segments (the rest are added after).
-fn first_write(new: &NewUser) -> User {
+/// The user `new` describes as its creation writes it, in its first
+/// [`SEGMENTS_PER_TRANSACTION`] segments (the rest are added after), and
+/// all the segments `new` names.
+fn first_write(new: NewUser) -> (User, BTreeSet<ObjectId>) {
     let now = Timestamp::now();
     let created_at = new.created_at.unwrap_or(now);
-    User {
+    let user = User {
         id: ObjectId::new(),
-        user_id: new.user_id.clone(),
+        user_id: new.user_id,
         banned: false,
-        attributes: Attributes(new.attributes.clone()),
+        attributes: Attributes(new.attributes),
         session_attributes: BTreeMap::new(),
         conversations: 0,
         segments: new
@@ -238,5 +239,6 @@ fn first_write(new: &NewUser) -> User {
             .collect(),
         created_at,
         last_seen: new.last_seen.unwrap_or(created_at).max(created_at),
-    }
+    };
+    (user, new.segments)
 }
