@@ -145,6 +145,16 @@ export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 export SAM_CLI_TELEMETRY=0
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
+# A run from a clean clone writes about 6 GB (target/ most of it, then the
+# three venvs and DynamoDB Local). With less free, the build stops on "No space
+# left on device" in whichever step fills the disk; say why up front.
+NEEDED_GB=6
+free_kb() { df -Pk . | awk 'NR == 2 { print $4 }'; }
+echo "disk: $(df -h . | awk 'NR == 2 { print $4 }') free here; a run from a clean clone needs about $NEEDED_GB GB"
+if (($(free_kb) < NEEDED_GB * 1024 * 1024)); then
+    echo "test.sh: warning: less than $NEEDED_GB GB free; steps may fail on a full disk"
+fi
+
 # ---------------------------------------------------------------------------
 section "Python tools (.venv)"
 venv_ok=0
@@ -375,6 +385,9 @@ read -r PASSED FAILED RESULTS < <(awk '
     END { printf "%d %d %d\n", p, f, n }' "$TEST_LOG")
 echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded, moto and DynamoDB Local runs)"
 echo "disk: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h . | awk 'NR == 2 { print $4 }') left free"
+if (($(free_kb) < 200 * 1024)); then
+    echo "test.sh: the disk is full; steps above may have failed for that alone"
+fi
 
 if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
     echo "test.sh: $PASSED passed, 0 failed"
