@@ -386,7 +386,7 @@ read -r PASSED FAILED RESULTS < <(awk '
 echo "cargo test: $RESULTS test binaries run, $PASSED tests passed, $FAILED failed (embedded, moto and DynamoDB Local runs)"
 echo "disk: target/ holds $(du -sh target 2>/dev/null | cut -f1), $(df -h . | awk 'NR == 2 { print $4 }') left free"
 if (($(free_kb) < 200 * 1024)); then
-    echo "test.sh: the disk is full; steps above may have failed for that alone"
+    echo "test.sh: under 200 MB left free; steps above may have failed for lack of disk"
 fi
 
 if [[ ${#FAILED_STEPS[@]} -eq 0 ]]; then
