@@ -32,8 +32,21 @@ pub const PROPERTY_FIELDS: [&str; 6] = [
     "conversations",
 ];
 
+// `Operator::as_str` reads a name at the operator's index.
+const _: () = {
+    let mut i = 0;
+    while i < Operator::NAMED.len() {
+        assert!(
+            Operator::NAMED[i].0 as usize == i,
+            "Operator::NAMED is out of order"
+        );
+        i += 1;
+    }
+};
+
 impl Operator {
-    /// Every operator, with its name as the API spells it.
+    /// Every operator, with its name as the API spells it, in the enum's
+    /// order (checked when compiling), so an operator's name is at its index.
     pub const NAMED: [(Operator, &'static str); 11] = [
         (OpEq, "eq"),
         (Ne, "ne"),
@@ -67,10 +80,7 @@ impl Operator {
     }
 
     pub fn as_str(self) -> &'static str {
-        Self::NAMED
-            .into_iter()
-            .find_map(|(op, name)| (op == self).then_some(name))
-            .expect("every operator is named")
+        Self::NAMED[self as usize].1
     }
 
     /// Whether the operator compares with a value (all but `exists`/`notExists`).
