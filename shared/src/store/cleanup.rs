@@ -37,7 +37,7 @@ use tokio::time::Instant;
 
 use super::items::{Item, JobItem, JobKind, from_item, key, n, s, sort_key, to_item};
 use super::keys;
-use super::segments::count_members;
+use super::segments::{count_members, still_named};
 use super::tx::{Expr, Outcome, Transaction, lock, take};
 use super::tx::{claim_of, exists, passed};
 use super::{Store, sdk_error};
@@ -180,11 +180,7 @@ impl Store {
             Ok(found.map(|segment| Hiding {
                 sk: keys::SEGMENT_SK,
                 // A rename in between moves the claim: the delete re-reads.
-                condition: exists().and(
-                    Expr::new("#name = :name")
-                        .name("#name", "name")
-                        .value(":name", s(segment.name.clone())),
-                ),
+                condition: still_named(&segment.name),
                 claim_pk: keys::segment_name_claim_pk(account, &segment.name),
             }))
         })

@@ -37,6 +37,8 @@ pub mod attr {
     pub const VALID_UNTIL: &str = "validUntil";
     /// Epoch seconds after which DynamoDB's TTL may delete the item.
     pub const EXPIRES_AT: &str = "expiresAt";
+    /// A segment's name ([`super::SegmentItem::name`]).
+    pub const SEGMENT_NAME: &str = "name";
 }
 
 /// A user's profile item.

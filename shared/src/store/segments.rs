@@ -17,6 +17,16 @@ use super::{Store, keys, sdk_error};
 use crate::error::{ApiError, FieldError};
 use crate::model::{AccountId, ObjectId, Segment, Timestamp};
 
+/// The segment is there and still called `name` (a rename in between moved
+/// its name claim, so a change made for the old name must not go through).
+pub(crate) fn still_named(name: &str) -> Expr {
+    exists().and(
+        Expr::new("#segment_name = :current_name")
+            .name("#segment_name", attr::SEGMENT_NAME)
+            .value(":current_name", s(name)),
+    )
+}
+
 /// `ADD users :delta` on a segment that still exists.
 pub(crate) fn count_members(
     transaction: &mut Transaction,
@@ -265,15 +275,9 @@ impl Store {
                 self.table(),
                 key(keys::segment_pk(account, id), keys::SEGMENT_SK),
                 Expr::new("SET #name = :name")
-                    .name("#name", "name")
+                    .name("#name", attr::SEGMENT_NAME)
                     .value(":name", s(name)),
-                Some(
-                    exists().and(
-                        Expr::new("#name = :old")
-                            .name("#name", "name")
-                            .value(":old", s(segment.name.clone())),
-                    ),
-                ),
+                Some(still_named(&segment.name)),
             );
             let outcome = self.commit(transaction).await?;
             if let Outcome::ConditionFailed(_) = outcome

@@ -73,9 +73,24 @@ impl Expr {
 
     fn joined(mut self, operator: &str, other: Expr) -> Self {
         self.text = format!("({}) {operator} ({})", self.text, other.text);
-        self.names.extend(other.names);
-        self.values.extend(other.values);
+        merge_placeholders(&mut self.names, other.names);
+        merge_placeholders(&mut self.values, other.values);
         self
+    }
+}
+
+/// Adds `more` placeholders to `into`. A request gives each placeholder one
+/// meaning, so one used by both parts must mean the same in each: otherwise
+/// one part would silently test or write the other's value.
+fn merge_placeholders<T: PartialEq + std::fmt::Debug>(
+    into: &mut HashMap<String, T>,
+    more: HashMap<String, T>,
+) {
+    for (placeholder, meaning) in more {
+        if let Some(earlier) = into.get(&placeholder) {
+            debug_assert_eq!(earlier, &meaning, "{placeholder} given two meanings");
+        }
+        into.insert(placeholder, meaning);
     }
 }
 
@@ -93,8 +108,8 @@ impl Conditional {
     fn new(update: Expr, condition: Option<Expr>) -> Self {
         let (mut names, mut values) = (update.names, update.values);
         let condition = condition.map(|condition| {
-            names.extend(condition.names);
-            values.extend(condition.values);
+            merge_placeholders(&mut names, condition.names);
+            merge_placeholders(&mut values, condition.values);
             condition.text
         });
         Conditional {
@@ -559,6 +574,15 @@ mod tests {
         assert_eq!(condition.names.len(), 2);
         assert_eq!(condition.names["#pk"], keys::PK);
         assert_eq!(condition.values.len(), 2);
+    }
+
+    #[test]
+    #[cfg(debug_assertions)]
+    #[should_panic(expected = ":name given two meanings")]
+    fn a_placeholder_given_two_meanings_is_refused() {
+        let _ = Expr::new("#n = :name")
+            .value(":name", s("Leads"))
+            .and(Expr::new("#n <> :name").value(":name", s("Trials")));
     }
 
     #[test]
