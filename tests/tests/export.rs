@@ -46,17 +46,23 @@ fn lines(answer: &Answer) -> Vec<String> {
         answer.headers[header::CONTENT_DISPOSITION],
         "attachment; filename=\"users.csv\""
     );
-    let body = answer
-        .text
+    csv_lines(&answer.text)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The lines of a CSV text, each checked to end with CRLF.
+fn csv_lines(text: &str) -> Vec<&str> {
+    let body = text
         .strip_suffix("\r\n")
-        .unwrap_or_else(|| panic!("ends with CRLF: {:?}", answer.text));
-    body.split("\r\n").map(str::to_owned).collect()
+        .unwrap_or_else(|| panic!("ends with CRLF: {text:?}"));
+    body.split("\r\n").collect()
 }
 
 /// The rows of a CSV text after its header line (each ends with CRLF).
 fn rows_after_header(text: &str) -> Vec<&str> {
-    let body = text.strip_suffix("\r\n").expect("ends with CRLF");
-    body.split("\r\n").skip(1).collect()
+    csv_lines(text).split_off(1)
 }
 
 /// The rows of an export of `userId` alone.
